@@ -1,0 +1,297 @@
+"""The store's domain models: what callers send (requests), what is stored (records) and
+what queries return (views). Pure pydantic, no I/O. Field names follow seed 002's execution
+record; the 18 lifecycle event types follow seed 000; task states follow seed 004."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+ExecutionStatus = Literal["running", "success", "failed", "partial", "cancelled"]
+FinalStatus = Literal["success", "failed", "partial", "cancelled"]
+Trigger = Literal["scheduled", "manual"]
+TaskState = Literal[
+    "pending", "assigned", "in_progress", "blocked", "completed", "failed", "cancelled", "escalated"
+]
+
+_MIN_YEAR, _MAX_YEAR = 1970, 2200
+
+
+def _plausible(moment: datetime) -> datetime:
+    if not _MIN_YEAR <= moment.year <= _MAX_YEAR:
+        raise ValueError(f"year {moment.year} is outside {_MIN_YEAR}..{_MAX_YEAR}")
+    return moment.astimezone(UTC)
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
+"""A timezone-aware instant (naive times are refused: their zone would be a guess), kept in UTC."""
+
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""A printable name or id: task ids, actors, slugs, span ids given by callers."""
+
+ShortText = Annotated[str, Field(max_length=500)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorInput(_Model):
+    """What a caller says about a failure; the store adds stack_hash."""
+
+    type: Annotated[str, Field(min_length=1, max_length=300, description="exception class, e.g. KeyError")]
+    message: Annotated[str, Field(min_length=1, description="the error message")]
+    stack: str | None = Field(default=None, description="the traceback text, if any")
+
+
+class ErrorInfo(_Model):
+    type: str
+    message: str
+    stack: str | None = None
+    stack_hash: str
+
+
+class Retrieval(_Model):
+    """Which memories informed the execution (seed 002 retrieval provenance)."""
+
+    memory_count: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="how many memories were retrieved; must equal len(parents) when given"
+    )
+    query: str | None = None
+    filters: dict[str, Any] | None = None
+    latency_ms: Annotated[int, Field(ge=0)] | None = None
+    source: list[ShortText] = Field(default_factory=list)
+
+
+class IOEffects(_Model):
+    """Side effects of the execution."""
+
+    files_written: list[ShortText] = Field(default_factory=list)
+    artifact_ids: list[ShortText] = Field(default_factory=list)
+    tool_calls: list[ShortText] = Field(default_factory=list)
+    script_runs: list[ShortText] = Field(default_factory=list)
+
+
+class Usage(_Model):
+    input_tokens: Annotated[int, Field(ge=0)] | None = None
+    output_tokens: Annotated[int, Field(ge=0)] | None = None
+    cost: Annotated[float, Field(ge=0)] | None = None
+
+
+class ProvenanceRunner(_Model):
+    name: ShortText | None = None
+    version: ShortText | None = None
+    pid: int | None = None
+    host: ShortText | None = None
+
+
+class StartRequest(_Model):
+    """Open one execution (one attempt of one task)."""
+
+    task_id: Identifier
+    task_name: ShortText | None = None
+    task_slug: Identifier | None = None
+    task_type: Identifier | None = None
+    trigger: Trigger = "manual"
+    actor: Identifier | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: Identifier | None = None
+    retry_of: Identifier | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    scheduled_at: Timestamp | None = None
+    started_at: Timestamp | None = None
+    retrieval: Retrieval | None = None
+    parents: list[Identifier] = Field(default_factory=list)
+    causes: list[Identifier] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    task_config_digest: ShortText | None = None
+    provenance_runner: ProvenanceRunner | None = None
+
+
+class FinishRequest(_Model):
+    """Close a running execution with its outcome."""
+
+    span_id: Identifier
+    status: FinalStatus
+    error: ErrorInput | None = None
+    result: str | None = None
+    io: IOEffects | None = None
+    usage: Usage | None = None
+    ended_at: Timestamp | None = None
+
+
+class RecordRequest(StartRequest):
+    """One complete execution in one call, for after-the-fact recording."""
+
+    started_at: Timestamp
+    status: FinalStatus
+    ended_at: Timestamp | None = None
+    error: ErrorInput | None = None
+    result: str | None = None
+    io: IOEffects | None = None
+    usage: Usage | None = None
+
+
+class Execution(_Model):
+    """One stored execution: every field of seed 002's concrete field contract."""
+
+    execution_id: str
+    task_id: str
+    task_slug: str
+    task_name: str | None = None
+    task_type: str | None = None
+    trigger: Trigger = "manual"
+    actor: str | None = None
+    worker_id: str | None = None
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    attempt: int = 1
+    retry_of: str | None = None
+    idempotency_key: str | None = None
+    status: ExecutionStatus
+    started_at: datetime
+    ended_at: datetime | None = None
+    duration_ms: int | None = None
+    scheduled_at: datetime | None = None
+    error: ErrorInfo | None = None
+    retrieval: Retrieval = Field(default_factory=Retrieval)
+    parents: list[str] = Field(default_factory=list)
+    causes: list[str] = Field(default_factory=list)
+    io: IOEffects = Field(default_factory=IOEffects)
+    usage: Usage = Field(default_factory=Usage)
+    result: str | None = None
+    task_config_digest: str | None = None
+    provenance_runner: ProvenanceRunner | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    backfilled: bool = False
+    scrubbed: bool = False
+    session_id: str
+    created_at: datetime
+
+
+class EventRequest(_Model):
+    """Append one lifecycle event (seed 000) or a namespaced custom event."""
+
+    event_type: Annotated[str, Field(min_length=1, max_length=100)]
+    task_id: Identifier
+    span_id: Identifier | None = None
+    trace_id: str | None = None
+    actor: Identifier | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    ts: Timestamp | None = None
+    event_id: Identifier | None = None
+
+
+class LifecycleEvent(_Model):
+    event_id: str
+    event_type: str
+    task_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+    actor: str | None = None
+    ts: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+    anomaly: str | None = None
+    recorded_at: datetime
+
+
+class TaskNote(_Model):
+    timestamp: datetime
+    note: str
+
+
+class TaskStatus(_Model):
+    """A task's state derived from its events and executions (seed 004)."""
+
+    task_id: str
+    state: TaskState
+    attempts: int = 0
+    assigned_to: str | None = None
+    current_trace_id: str | None = None
+    current_span_id: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    result: str | None = None
+    updated_at: datetime
+    notes: list[TaskNote] = Field(default_factory=list)
+
+
+class StartResult(_Model):
+    execution: Execution
+    duplicate: bool = Field(description="true when an execution with this idempotency key already existed")
+
+
+class FinishResult(_Model):
+    execution: Execution
+    already_finished: bool = Field(description="true when the same outcome had already been recorded")
+
+
+class EventResult(_Model):
+    event: LifecycleEvent
+    task: TaskStatus
+    duplicate: bool = False
+    opened_span_id: str | None = None
+    closed_span_id: str | None = None
+
+
+class ExecutionFilter(_Model):
+    task_id: Identifier | None = None
+    status: ExecutionStatus | None = None
+    task_type: Identifier | None = None
+    actor: Identifier | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    backfilled: bool | None = None
+    retrying: bool | None = None
+
+
+class ExecutionPage(_Model):
+    executions: list[Execution]
+    total: int = Field(description="how many executions match the filters (a lower bound when total_exact is false)")
+    total_exact: bool
+    returned: int
+    has_more: bool
+    next_cursor: str | None = None
+
+
+class TraceView(_Model):
+    trace_id: str
+    found: bool
+    executions: list[Execution]
+    events: list[LifecycleEvent]
+    retry_count: int
+    final_status: ExecutionStatus | None = None
+
+
+class ErrorPattern(_Model):
+    stack_hash: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    error_type: str
+    error_message: str
+    example_task_id: str
+    example_trace_id: str
+    example_span_id: str
+
+
+class Failure(_Model):
+    execution: Execution
+    recent_events: list[LifecycleEvent]
+
+
+class LastFailed(_Model):
+    failures: list[Failure]
+    error_patterns: list[ErrorPattern]
+    total_failures: int = Field(description="failures in the window (all of them, not just this page)")
+    patterns_total: int = Field(description="distinct stack_hash groups in the window")
+    has_more: bool
+
+
+class ExecutionDetail(_Model):
+    execution: Execution
+    events: list[LifecycleEvent]

@@ -1,0 +1,1 @@
+"""The SQLite engine: one writer thread with group commit, a pool of aiosqlite readers."""

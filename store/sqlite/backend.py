@@ -1,0 +1,191 @@
+"""SqliteBackend: the store on one SQLite file (WAL). Writes go to the single Writer,
+reads to the ReaderPool; both sides speak only in store models."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+from store.backend import BackendOptions
+from store.errors import InvalidInput, NotFound
+from store.models import (
+    ErrorPattern,
+    EventRequest,
+    EventResult,
+    Execution,
+    ExecutionDetail,
+    ExecutionFilter,
+    ExecutionPage,
+    Failure,
+    FinishRequest,
+    FinishResult,
+    LastFailed,
+    RecordRequest,
+    StartRequest,
+    StartResult,
+    TaskStatus,
+    TraceView,
+)
+from store.rules import Policy
+from store.sqlite import queries as q
+from store.sqlite import rows
+from store.sqlite.events import event_job
+from store.sqlite.jobs import WriteContext, finish_job, import_job, record_job, start_job
+from store.sqlite.reader import ReaderPool, Snapshot
+from store.sqlite.schema import migrate
+from store.sqlite.writer import Writer
+from store.timeutil import from_us, now_utc, to_us
+
+RECENT_EVENTS = 5
+PATTERNS_SHOWN = 20
+
+
+def sqlite_path(database_url: str) -> str:
+    """A plain path or a sqlite:/// URL, as a filesystem path."""
+    if database_url.startswith("sqlite:///"):
+        return database_url.removeprefix("sqlite:///") or ":memory:"
+    if "://" in database_url:
+        raise InvalidInput(
+            "database_url", f"{database_url!r} is not a SQLite path", hint="Use a file path or sqlite:///path."
+        )
+    return database_url
+
+
+def connect_writer(path: str, options: BackendOptions) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=options.busy_timeout_ms / 1000)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {options.synchronous}")
+    conn.execute(f"PRAGMA busy_timeout = {int(options.busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class SqliteBackend:
+    def __init__(self, writer: Writer, readers: ReaderPool, executor: ThreadPoolExecutor, policy: Policy) -> None:
+        self._writer = writer
+        self._readers = readers
+        self._executor = executor
+        self._policy = policy
+
+    @classmethod
+    async def open(cls, path: str, policy: Policy, options: BackendOptions) -> SqliteBackend:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-history-writer")
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(executor, connect_writer, path, options)
+        await loop.run_in_executor(executor, migrate, conn)
+        readers = await ReaderPool.open(path, options.readers, options.busy_timeout_ms)
+        return cls(Writer(conn, executor, options.write_batch_max), readers, executor, policy)
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._readers.close()
+        self._executor.shutdown(wait=True)
+
+    def _context(self) -> WriteContext:
+        return WriteContext(policy=self._policy, now=now_utc())
+
+    # ---- writes --------------------------------------------------------------------
+
+    async def start(self, req: StartRequest) -> StartResult:
+        return await self._writer.submit(start_job(req, self._context()))
+
+    async def finish(self, req: FinishRequest) -> FinishResult:
+        return await self._writer.submit(finish_job(req, self._context()))
+
+    async def record(self, req: RecordRequest) -> StartResult:
+        return await self._writer.submit(record_job(req, self._context()))
+
+    async def log_event(self, req: EventRequest) -> EventResult:
+        return await self._writer.submit(event_job(req, self._context()))
+
+    async def import_execution(self, execution: Execution) -> StartResult:
+        return await self._writer.submit(import_job(execution))
+
+    # ---- reads ---------------------------------------------------------------------
+
+    async def list_executions(self, filters: ExecutionFilter, limit: int, cursor: str | None) -> ExecutionPage:
+        position = q.decode_cursor(cursor, filters) if cursor else None
+        async with self._readers.snapshot() as snap:
+            page = await snap.all(*q.list_page(filters, limit, position))
+            (counted,) = await snap.one(*q.count_capped(filters))
+        has_more = len(page) > limit
+        page = page[:limit]
+        executions = [rows.execution_from(row[1:]) for row in page]
+        return ExecutionPage(
+            executions=executions, total=min(counted, q.COUNT_CAP), total_exact=counted <= q.COUNT_CAP,
+            returned=len(executions), has_more=has_more,
+            next_cursor=_next_cursor(page, filters) if has_more else None,
+        )  # fmt: skip
+
+    async def trace(self, trace_id: str) -> TraceView:
+        async with self._readers.snapshot() as snap:
+            executions = [rows.execution_from(r) for r in await snap.all(*q.trace_executions(trace_id))]
+            events = [rows.event_from(r) for r in await snap.all(*q.trace_events(trace_id))]
+        top = [e for e in executions if e.parent_span_id is None] or executions
+        return TraceView(
+            trace_id=trace_id, found=bool(executions or events), executions=executions, events=events,
+            retry_count=sum(1 for e in executions if e.retry_of is not None),
+            final_status=max(top, key=lambda e: (e.attempt, e.started_at)).status if top else None,
+        )  # fmt: skip
+
+    async def last_failed(
+        self, limit: int, task_id: str | None, since: datetime | None, until: datetime | None, unique_errors: bool
+    ) -> LastFailed:
+        window = (task_id, _us(since), _us(until))
+        page_query = q.last_failed_unique if unique_errors else q.last_failed
+        async with self._readers.snapshot() as snap:
+            page = [rows.execution_from(r) for r in await snap.all(*page_query(*window, limit))]
+            total, distinct = await snap.one(*q.count_failures(*window))
+            patterns = [_pattern(r) for r in await snap.all(*q.error_patterns(*window, PATTERNS_SHOWN))]
+            failures = [Failure(execution=e, recent_events=await _recent(snap, e)) for e in page[:limit]]
+        return LastFailed(
+            failures=failures, error_patterns=patterns, total_failures=total, patterns_total=distinct,
+            has_more=len(page) > limit,
+        )  # fmt: skip
+
+    async def get(self, span_id: str) -> ExecutionDetail:
+        async with self._readers.snapshot() as snap:
+            row = await snap.one(*q.execution_by_span(span_id))
+            if row is None:
+                raise NotFound(
+                    "execution", f"span_id {span_id}", hint="Call tasks_list or tasks_last_failed to find a span_id."
+                )
+            events = [rows.event_from(r) for r in await snap.all(*q.span_events(span_id))]
+        return ExecutionDetail(execution=rows.execution_from(row), events=events)
+
+    async def task_status(self, task_id: str) -> TaskStatus:
+        async with self._readers.snapshot() as snap:
+            row = await snap.one(f"SELECT {rows.TASK_SELECT} FROM tasks WHERE task_id = ?", (task_id,))
+        if row is None:
+            raise NotFound("task", f"task_id {task_id}", hint="Call tasks_list to see which task ids have history.")
+        return rows.task_from(row)
+
+
+def _us(moment: datetime | None) -> int | None:
+    return None if moment is None else to_us(moment)
+
+
+def _next_cursor(page: list[tuple[object, ...]], filters: ExecutionFilter) -> str:
+    last = page[-1]
+    started_us = last[1 + rows.EXECUTION_COLUMNS.index("started_us")]
+    return q.encode_cursor(q.Cursor(int(started_us), int(last[0]), q.filter_digest(filters)))  # type: ignore[call-overload]
+
+
+async def _recent(snap: Snapshot, execution: Execution) -> list[object]:
+    until = to_us(execution.ended_at or execution.started_at)
+    found = await snap.all(*q.events_before(execution.trace_id, until, RECENT_EVENTS))
+    return [rows.event_from(r) for r in reversed(found)]
+
+
+def _pattern(row: tuple[object, ...]) -> ErrorPattern:
+    stack_hash, count, first_us, last_us, error_type, message, task_id, trace_id, span_id = row
+    return ErrorPattern(
+        stack_hash=str(stack_hash), count=int(count), first_seen=from_us(int(first_us)), last_seen=from_us(int(last_us)),
+        error_type=str(error_type), error_message=str(message), example_task_id=str(task_id),
+        example_trace_id=str(trace_id), example_span_id=str(span_id),
+    )  # type: ignore[call-overload]  # fmt: skip

@@ -1,0 +1,307 @@
+"""The event job: append a lifecycle event and apply what it does to the task's state and
+executions (store.lifecycle decides; this module does the reads and writes). Nothing
+well-formed is refused: surprises are kept and flagged with an anomaly sentence."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from store import lifecycle
+from store.ids import new_uuid4
+from store.lifecycle import Effect
+from store.models import (
+    EventRequest,
+    EventResult,
+    Execution,
+    FinishRequest,
+    LifecycleEvent,
+    StartRequest,
+)
+from store.rules import scrub_data
+from store.sqlite import rows
+from store.sqlite.jobs import (
+    Job,
+    WriteContext,
+    fetch_execution,
+    fetch_task,
+    finish_execution,
+    insert_execution,
+    new_task,
+    upsert_task,
+)
+from store.sqlite.rows import EXECUTION_SELECT, EVENT_SELECT
+from store.timeutil import from_us, to_us
+from store import rules
+
+
+@dataclass
+class _Applied:
+    """What applying one event did, gathered as it goes."""
+
+    trace_id: str | None = None
+    span_id: str | None = None
+    opened: str | None = None
+    closed: str | None = None
+    anomalies: list[str] = field(default_factory=list)
+
+
+def event_job(req: EventRequest, ctx: WriteContext) -> Job[EventResult]:
+    def run(conn: sqlite3.Connection) -> EventResult:
+        if req.event_id is not None and (dup := _fetch_event(conn, req.event_id)):
+            return EventResult(event=dup, task=_task_status(conn, req.task_id, ctx), duplicate=True)
+        return _append(conn, req, ctx)
+
+    return run
+
+
+def _append(conn: sqlite3.Connection, req: EventRequest, ctx: WriteContext) -> EventResult:
+    ts = req.ts or ctx.now
+    task = fetch_task(conn, req.task_id) or new_task(req.task_id, ctx.now)
+    applied = _Applied(trace_id=_lower(req.trace_id), span_id=_lower(req.span_id))
+    late = task["last_event_us"] is not None and to_us(ts) < task["last_event_us"]
+    if late:
+        applied.anomalies.append(f"arrived out of order: {ts.isoformat()} is before the task's latest event")
+    was_running = _running_task_execution(conn, task, None) is not None
+    _apply_effect(conn, req, ts, task, applied, ctx, late=late)
+    if not late:
+        _advance_state(req, ts, task, applied, was_running=was_running)
+    event = _insert_event(conn, req, ts, applied, ctx)
+    _remember(task, req, event, late=late, now_us=to_us(ctx.now))
+    upsert_task(conn, task)
+    return EventResult(
+        event=event, task=rows.task_from(tuple(task[n] for n in rows.TASK_COLUMNS)),
+        opened_span_id=applied.opened, closed_span_id=applied.closed,
+    )  # fmt: skip
+
+
+# ---- executions --------------------------------------------------------------------------
+
+
+def _apply_effect(
+    conn: sqlite3.Connection, req: EventRequest, ts: Any, task: dict[str, Any], applied: _Applied,
+    ctx: WriteContext, *, late: bool,
+) -> None:  # fmt: skip
+    effect = lifecycle.effect_of(req.event_type)
+    running = _running_task_execution(conn, task, applied.span_id)
+    if effect is Effect.OPEN_TASK:
+        _open_task(conn, req, ts, task, running, applied, ctx, late=late)
+    elif effect is Effect.CLOSE_TASK:
+        _close(conn, req, ts, running, applied, ctx, what="task")
+    elif effect in (Effect.OPEN_WORKER, Effect.CLOSE_WORKER, Effect.TOUCH_WORKER):
+        _worker_effect(conn, req, ts, effect, running, applied, ctx)
+    elif running is not None:
+        _point_at(applied, running)
+
+
+def _running_task_execution(conn: sqlite3.Connection, task: dict[str, Any], span_id: str | None) -> Execution | None:
+    for candidate in (span_id, task["current_span_id"]):
+        if candidate:
+            found = fetch_execution(conn, candidate)
+            if found is not None and found.status == "running" and found.parent_span_id is None:
+                return found
+    return None
+
+
+def _open_task(
+    conn: sqlite3.Connection, req: EventRequest, ts: Any, task: dict[str, Any], running: Execution | None,
+    applied: _Applied, ctx: WriteContext, *, late: bool,
+) -> None:  # fmt: skip
+    if running is not None:
+        _point_at(applied, running)
+        return  # lifecycle.next_state flags the anomaly
+    previous = _latest_top_level(conn, req.task_id)
+    retried = previous if previous is not None and previous.status == "failed" and not late else None
+    start = StartRequest(
+        task_id=req.task_id, task_name=_text(req.data, "task_name"), task_type=_text(req.data, "task_type"),
+        actor=req.actor, span_id=applied.span_id, trace_id=None if retried else applied.trace_id,
+        retry_of=retried.span_id if retried else None, started_at=ts,
+    )  # fmt: skip
+    execution = rules.new_execution(start, ctx.policy, rules.Lineage(retried=retried), ctx.now)
+    stored = insert_execution(conn, execution).execution
+    _point_at(applied, stored)
+    applied.opened = stored.span_id
+    task.update(current_trace_id=stored.trace_id, current_span_id=stored.span_id)
+    if late and task["state"] in lifecycle.TERMINAL_STATES:
+        _close_from_terminal_event(conn, task, stored, applied, ctx)
+
+
+def _close_from_terminal_event(
+    conn: sqlite3.Connection, task: dict[str, Any], opened: Execution, applied: _Applied, ctx: WriteContext
+) -> None:
+    """A task_started that arrives after its outcome: close the execution with that outcome."""
+    terminal = _fetch_event(conn, task["terminal_event_id"]) if task["terminal_event_id"] else None
+    if terminal is None:
+        return
+    _close(conn, _as_request(terminal), terminal.ts, opened, applied, ctx, what="task")
+    applied.anomalies.append(f"closed with the outcome of the earlier-arrived {terminal.event_type}")
+
+
+def _worker_effect(
+    conn: sqlite3.Connection, req: EventRequest, ts: Any, effect: Effect, parent: Execution | None,
+    applied: _Applied, ctx: WriteContext,
+) -> None:  # fmt: skip
+    worker_id = str(req.data["worker_id"])
+    current = _running_worker(conn, req.task_id, worker_id)
+    if effect is Effect.OPEN_WORKER and current is None:
+        _open_worker(conn, req, ts, worker_id, parent, applied, ctx)
+    elif effect is Effect.CLOSE_WORKER:
+        _close(conn, req, ts, current, applied, ctx, what=f"worker {worker_id}")
+    elif current is not None:
+        _point_at(applied, current)
+    else:
+        applied.anomalies.append(f"no running execution for worker {worker_id}")
+
+
+def _open_worker(
+    conn: sqlite3.Connection, req: EventRequest, ts: Any, worker_id: str, parent: Execution | None,
+    applied: _Applied, ctx: WriteContext,
+) -> None:  # fmt: skip
+    if parent is None:
+        applied.anomalies.append(f"worker {worker_id} started while no execution of the task was running")
+    start = StartRequest(
+        task_id=req.task_id, task_type=_text(req.data, "worker_type") or "worker", actor=worker_id,
+        parent_span_id=parent.span_id if parent else None, trace_id=None if parent else applied.trace_id,
+        started_at=ts, task_name=_text(req.data, "task_name"),
+    )  # fmt: skip
+    execution = rules.new_execution(start, ctx.policy, rules.Lineage(parent=parent), ctx.now)
+    stored = insert_execution(conn, execution.model_copy(update={"worker_id": worker_id})).execution
+    _point_at(applied, stored)
+    applied.opened = stored.span_id
+
+
+def _close(
+    conn: sqlite3.Connection, req: EventRequest, ts: Any, execution: Execution | None, applied: _Applied,
+    ctx: WriteContext, *, what: str,
+) -> None:  # fmt: skip
+    if execution is None:
+        applied.anomalies.append(f"{req.event_type} with no running execution of the {what} to close")
+        return
+    status = lifecycle.close_status(req.event_type, req.data)
+    error = None
+    if status == "failed":
+        error, anomaly = lifecycle.error_from_event(req.event_type, req.data)
+        if anomaly:
+            applied.anomalies.append(anomaly)
+    ended = max(ts, execution.started_at)
+    if ended != ts:
+        applied.anomalies.append("its timestamp is before the execution started; the end was set to the start")
+    finish = FinishRequest(
+        span_id=execution.span_id, status=status, error=error, result=_result_text(req.data), ended_at=ended
+    )
+    done = finish_execution(conn, execution, finish, ctx).execution
+    _point_at(applied, done)
+    applied.closed = done.span_id
+
+
+def _running_worker(conn: sqlite3.Connection, task_id: str, worker_id: str) -> Execution | None:
+    row = conn.execute(
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? AND worker_id = ? AND status = 'running' "
+        "ORDER BY started_us DESC LIMIT 1",
+        (task_id, worker_id),
+    ).fetchone()
+    return rows.execution_from(row) if row else None
+
+
+def _latest_top_level(conn: sqlite3.Connection, task_id: str) -> Execution | None:
+    row = conn.execute(
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? AND parent_span_id IS NULL "
+        "ORDER BY started_us DESC, seq DESC LIMIT 1",
+        (task_id,),
+    ).fetchone()
+    return rows.execution_from(row) if row else None
+
+
+def _point_at(applied: _Applied, execution: Execution) -> None:
+    applied.trace_id = execution.trace_id
+    applied.span_id = execution.span_id
+
+
+# ---- task state ------------------------------------------------------------------------
+
+
+def _advance_state(
+    req: EventRequest, ts: Any, task: dict[str, Any], applied: _Applied, *, was_running: bool
+) -> None:
+    if lifecycle.is_custom_type(req.event_type):
+        return
+    still_running = was_running and applied.closed is None
+    change = lifecycle.next_state(task["state"], req.event_type, has_running=still_running)
+    if change.anomaly:
+        applied.anomalies.append(change.anomaly)
+    task["state"] = change.state
+    assignee = lifecycle.assignee_from(req.event_type, req.data, req.actor)
+    if assignee:
+        task["assigned_to"] = assignee
+    if req.event_type == "task_started":
+        task["attempts"] += 1
+        task["started_us"] = task["started_us"] or to_us(ts)
+        task["completed_us"] = None
+    if change.state in lifecycle.TERMINAL_STATES and req.event_type.startswith("task_"):
+        task["completed_us"] = to_us(ts)
+        task["result"] = _result_text(req.data) or task["result"]
+
+
+def _remember(task: dict[str, Any], req: EventRequest, event: LifecycleEvent, *, late: bool, now_us: int) -> None:
+    if not late:
+        task["last_event_us"] = to_us(event.ts)
+        if req.event_type in ("task_completed", "task_failed", "task_cancelled"):
+            task["terminal_event_id"] = event.event_id
+    note = lifecycle.note_from(event.data)
+    if note:
+        notes = json.loads(task["notes"]) + [{"us": to_us(event.ts), "note": note}]
+        task["notes"] = rows.dumps(notes[-lifecycle.MAX_NOTES :])
+    task["updated_us"] = now_us
+
+
+def _task_status(conn: sqlite3.Connection, task_id: str, ctx: WriteContext) -> Any:
+    task = fetch_task(conn, task_id) or new_task(task_id, ctx.now)
+    return rows.task_from(tuple(task[n] for n in rows.TASK_COLUMNS))
+
+
+# ---- the event row ---------------------------------------------------------------------
+
+
+def _insert_event(
+    conn: sqlite3.Connection, req: EventRequest, ts: Any, applied: _Applied, ctx: WriteContext
+) -> LifecycleEvent:
+    event = LifecycleEvent(
+        event_id=req.event_id or new_uuid4(), event_type=req.event_type, task_id=req.task_id,
+        trace_id=applied.trace_id, span_id=applied.span_id, actor=req.actor, ts=ts,
+        data=scrub_data(ctx.policy, req.data), anomaly="; ".join(applied.anomalies) or None, recorded_at=ctx.now,
+    )  # fmt: skip
+    conn.execute(
+        f"INSERT INTO events ({', '.join(rows.EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(rows.EVENT_COLUMNS))})",
+        rows.event_row(event),
+    )
+    return event
+
+
+def _fetch_event(conn: sqlite3.Connection, event_id: str) -> LifecycleEvent | None:
+    row = conn.execute(f"SELECT {EVENT_SELECT} FROM events WHERE event_id = ?", (event_id,)).fetchone()
+    return rows.event_from(row) if row else None
+
+
+def _as_request(event: LifecycleEvent) -> EventRequest:
+    return EventRequest(event_type=event.event_type, task_id=event.task_id, data=event.data, ts=event.ts)
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return str(value)[:200] if isinstance(value, (str, int)) and str(value).strip() else None
+
+
+def _result_text(data: dict[str, Any]) -> str | None:
+    value = data.get("result", data.get("deliverables"))
+    if value is None:
+        return None
+    return value if isinstance(value, str) else rows.dumps(value)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.strip().lower() if value else None
+
+
+__all__ = ["event_job", "from_us"]

@@ -1,0 +1,255 @@
+"""Write jobs: synchronous functions of one sqlite3 connection, run by the single writer
+inside a savepoint of its group-commit transaction. A job either completes or leaves
+nothing behind. Uniqueness (span_id, idempotency_key, event_id, retry_of) is enforced by
+the database: an IntegrityError turns into "duplicate" or a Conflict, never a second row."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from store import rules
+from store.errors import Conflict, InvalidInput, NotFound
+from store.ids import recorded_idempotency_key
+from store.models import (
+    Execution,
+    FinishRequest,
+    FinishResult,
+    RecordRequest,
+    StartRequest,
+    StartResult,
+)
+from store.sqlite import rows
+from store.sqlite.rows import EXECUTION_COLUMNS, EXECUTION_SELECT, TASK_SELECT
+from store.timeutil import to_us
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], T]
+
+_INSERT_EXECUTION = (
+    f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}) VALUES ({', '.join('?' * len(EXECUTION_COLUMNS))})"
+)
+_UPDATE_OUTCOME = (
+    "UPDATE executions SET status = ?, ended_us = ?, duration_ms = ?, error_type = ?, error_message = ?, "
+    "error_stack = ?, stack_hash = ?, result = ?, input_tokens = ?, output_tokens = ?, cost = ?, detail = ? "
+    "WHERE span_id = ? AND status = 'running'"
+)
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    policy: rules.Policy
+    now: datetime
+
+
+# ---- lookups ---------------------------------------------------------------------------
+
+
+def fetch_execution(conn: sqlite3.Connection, span_id: str) -> Execution | None:
+    row = conn.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE span_id = ?", (span_id,)).fetchone()
+    return rows.execution_from(row) if row else None
+
+
+def fetch_by_key(conn: sqlite3.Connection, key: str) -> Execution | None:
+    row = conn.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE idempotency_key = ?", (key,)).fetchone()
+    return rows.execution_from(row) if row else None
+
+
+def _require_relative(conn: sqlite3.Connection, field: str, span_id: str | None) -> Execution | None:
+    if span_id is None:
+        return None
+    found = fetch_execution(conn, span_id.strip().lower())
+    if found is None:
+        raise InvalidInput(
+            field,
+            f"no execution with span_id {span_id}",
+            hint="Pass the span_id returned by tasks_start for that execution (tasks_list shows them), or omit it.",
+        )
+    return found
+
+
+# ---- start / finish / record -----------------------------------------------------------
+
+
+def start_job(req: StartRequest, ctx: WriteContext) -> Job[StartResult]:
+    def run(conn: sqlite3.Connection) -> StartResult:
+        if req.idempotency_key is not None and (existing := fetch_by_key(conn, req.idempotency_key)):
+            return StartResult(execution=existing, duplicate=True)
+        lineage = rules.Lineage(
+            retried=_require_relative(conn, "retry_of", req.retry_of),
+            parent=_require_relative(conn, "parent_span_id", req.parent_span_id),
+        )
+        execution = rules.new_execution(_normalized(req), ctx.policy, lineage, ctx.now)
+        result = insert_execution(conn, execution)
+        if not result.duplicate and execution.parent_span_id is None:
+            _task_started(conn, execution, ctx.now)
+        return result
+
+    return run
+
+
+def _normalized(req: StartRequest) -> StartRequest:
+    """Span references are stored lower-case (they are UUIDs); compare them the same way."""
+    update = {
+        name: getattr(req, name).strip().lower()
+        for name in ("retry_of", "parent_span_id")
+        if getattr(req, name) is not None
+    }
+    return req.model_copy(update=update) if update else req
+
+
+def insert_execution(conn: sqlite3.Connection, execution: Execution) -> StartResult:
+    """Insert, or return the stored twin when the database says this execution exists."""
+    try:
+        conn.execute(_INSERT_EXECUTION, rows.execution_row(execution))
+    except sqlite3.IntegrityError as exc:
+        return StartResult(execution=_twin_of(conn, execution, exc), duplicate=True)
+    return StartResult(execution=execution, duplicate=False)
+
+
+def _twin_of(conn: sqlite3.Connection, execution: Execution, exc: sqlite3.IntegrityError) -> Execution:
+    message = str(exc)
+    if "idempotency_key" in message and execution.idempotency_key:
+        twin = fetch_by_key(conn, execution.idempotency_key)
+        if twin is not None:
+            return twin
+    if "span_id" in message:
+        twin = fetch_execution(conn, execution.span_id)
+        if twin is not None and twin.task_id == execution.task_id:
+            return twin
+        raise Conflict("span_id", f"{execution.span_id} already belongs to another execution")
+    if "retry_of" in message:
+        retry = conn.execute("SELECT span_id FROM executions WHERE retry_of = ?", (execution.retry_of,)).fetchone()
+        raise Conflict(
+            "retry_of",
+            f"execution {execution.retry_of} was already retried by {retry[0] if retry else 'another execution'}",
+            hint="Retry the latest attempt of the trace instead (tasks_by_trace lists them).",
+        )
+    raise InvalidInput("execution", f"breaks a rule of the store ({message})") from exc
+
+
+def finish_job(req: FinishRequest, ctx: WriteContext) -> Job[FinishResult]:
+    def run(conn: sqlite3.Connection) -> FinishResult:
+        span_id = req.span_id.strip().lower()
+        current = fetch_execution(conn, span_id)
+        if current is None:
+            raise NotFound(
+                "execution",
+                f"span_id {req.span_id}",
+                hint="Use the span_id returned by tasks_start (tasks_list shows running executions).",
+            )
+        return finish_execution(conn, current, req.model_copy(update={"span_id": span_id}), ctx)
+
+    return run
+
+
+def finish_execution(conn: sqlite3.Connection, current: Execution, req: FinishRequest, ctx: WriteContext) -> FinishResult:
+    if current.status != "running":
+        return _finished_already(current, req)
+    done = rules.finished(current, req, ctx.policy, ctx.now)
+    conn.execute(_UPDATE_OUTCOME, _outcome_values(done))
+    if done.parent_span_id is None:
+        _task_finished(conn, done, ctx.now)
+    return FinishResult(execution=done, already_finished=False)
+
+
+def _finished_already(current: Execution, req: FinishRequest) -> FinishResult:
+    if rules.same_outcome(current, req):
+        return FinishResult(execution=current, already_finished=True)
+    ended = current.ended_at.isoformat() if current.ended_at else "earlier"
+    raise Conflict(
+        "status",
+        f"execution {current.span_id} already finished as {current.status} at {ended}; the first outcome stands",
+        hint="To run it again, start a new attempt with retry_of set to this span_id.",
+    )
+
+
+def _outcome_values(e: Execution) -> tuple[Any, ...]:
+    row = dict(zip(EXECUTION_COLUMNS, rows.execution_row(e), strict=True))
+    names = ("status", "ended_us", "duration_ms", "error_type", "error_message", "error_stack", "stack_hash", "result")
+    tail = ("input_tokens", "output_tokens", "cost", "detail", "span_id")
+    return tuple(row[name] for name in (*names, *tail))
+
+
+def record_job(req: RecordRequest, ctx: WriteContext) -> Job[StartResult]:
+    start_fields = set(StartRequest.model_fields)
+    start = StartRequest(**{k: v for k, v in req if k in start_fields})
+    if start.idempotency_key is None and start.scheduled_at is None:
+        key = recorded_idempotency_key(req.task_id, req.started_at, req.retry_of)
+        start = start.model_copy(update={"idempotency_key": key})
+    start_run = start_job(start, ctx)
+
+    def run(conn: sqlite3.Connection) -> StartResult:
+        started = start_run(conn)
+        if started.duplicate:
+            return started
+        finish = FinishRequest(
+            span_id=started.execution.span_id, status=req.status, error=req.error, result=req.result,
+            io=req.io, usage=req.usage, ended_at=req.ended_at,
+        )  # fmt: skip
+        done = finish_execution(conn, started.execution, finish, ctx)
+        return StartResult(execution=done.execution, duplicate=False)
+
+    return run
+
+
+def import_job(execution: Execution) -> Job[StartResult]:
+    def run(conn: sqlite3.Connection) -> StartResult:
+        rules.check_invariants(execution)
+        return insert_execution(conn, execution)
+
+    return run
+
+
+# ---- task state from start/finish ------------------------------------------------------
+
+
+def fetch_task(conn: sqlite3.Connection, task_id: str) -> dict[str, Any] | None:
+    row = conn.execute(f"SELECT {TASK_SELECT} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    return dict(zip(rows.TASK_COLUMNS, row, strict=True)) if row else None
+
+
+def upsert_task(conn: sqlite3.Connection, task: dict[str, Any]) -> None:
+    names = rows.TASK_COLUMNS
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "task_id")
+    conn.execute(
+        f"INSERT INTO tasks ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+        f"ON CONFLICT (task_id) DO UPDATE SET {updates}",
+        tuple(task[n] for n in names),
+    )
+
+
+def new_task(task_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "task_id": task_id, "state": "pending", "attempts": 0, "assigned_to": None, "current_trace_id": None,
+        "current_span_id": None, "started_us": None, "completed_us": None, "result": None, "last_event_us": None,
+        "terminal_event_id": None, "notes": "[]", "updated_us": to_us(now),
+    }  # fmt: skip
+
+
+def _task_started(conn: sqlite3.Connection, e: Execution, now: datetime) -> None:
+    task = fetch_task(conn, e.task_id) or new_task(e.task_id, now)
+    task.update(
+        state="in_progress", attempts=task["attempts"] + 1, current_trace_id=e.trace_id, current_span_id=e.span_id,
+        started_us=task["started_us"] or to_us(e.started_at), completed_us=None, updated_us=to_us(now),
+    )  # fmt: skip
+    upsert_task(conn, task)
+
+
+TASK_STATE_OF_STATUS = {"success": "completed", "partial": "completed", "failed": "failed", "cancelled": "cancelled"}
+
+
+def _task_finished(conn: sqlite3.Connection, e: Execution, now: datetime) -> None:
+    task = fetch_task(conn, e.task_id)
+    if task is None or task["current_span_id"] != e.span_id:
+        return  # a newer attempt owns the task's state now
+    task.update(
+        state=TASK_STATE_OF_STATUS[e.status], completed_us=to_us(e.ended_at) if e.ended_at else None,
+        result=e.result if e.result is not None else (e.error.message if e.error else None), updated_us=to_us(now),
+    )  # fmt: skip
+    upsert_task(conn, task)
+
+

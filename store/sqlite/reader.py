@@ -1,0 +1,59 @@
+"""Readers: a small pool of aiosqlite connections, so reads never queue behind writes
+(WAL lets them read the last committed state while the writer works). A multi-statement
+read runs in one read transaction, so its statements see the same snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiosqlite
+
+
+class ReaderPool:
+    def __init__(self, connections: list[aiosqlite.Connection]) -> None:
+        self._all = connections
+        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        for conn in connections:
+            self._idle.put_nowait(conn)
+
+    @classmethod
+    async def open(cls, path: str, size: int, busy_timeout_ms: int) -> ReaderPool:
+        connections = []
+        for _ in range(size):
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await conn.execute("PRAGMA query_only = ON")
+            connections.append(conn)
+        return cls(connections)
+
+    async def close(self) -> None:
+        for conn in self._all:
+            await conn.close()
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Snapshot]:
+        """A connection inside one read transaction, returned to the pool afterwards."""
+        conn = await self._idle.get()
+        try:
+            await conn.execute("BEGIN")
+            try:
+                yield Snapshot(conn)
+            finally:
+                await conn.execute("COMMIT")
+        finally:
+            self._idle.put_nowait(conn)
+
+
+class Snapshot:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self._conn.execute_fetchall(sql, params))
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None

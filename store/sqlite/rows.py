@@ -1,0 +1,130 @@
+"""Rows become models here and nowhere else, and models become rows here and nowhere else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from store.models import (
+    ErrorInfo,
+    Execution,
+    IOEffects,
+    LifecycleEvent,
+    ProvenanceRunner,
+    Retrieval,
+    TaskNote,
+    TaskStatus,
+    Usage,
+)
+from store.timeutil import from_us, to_us
+
+EXECUTION_COLUMNS: tuple[str, ...] = (
+    "execution_id", "span_id", "trace_id", "parent_span_id", "task_id", "task_slug", "task_name", "task_type",
+    "trigger", "actor", "worker_id", "attempt", "retry_of", "idempotency_key", "status", "started_us", "ended_us",
+    "duration_ms", "scheduled_us", "error_type", "error_message", "error_stack", "stack_hash", "result",
+    "input_tokens", "output_tokens", "cost", "backfilled", "scrubbed", "session_id", "created_us", "detail",
+)  # fmt: skip
+EXECUTION_SELECT = ", ".join(EXECUTION_COLUMNS)
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id", "event_type", "task_id", "trace_id", "span_id", "actor", "ts_us", "data", "anomaly", "recorded_us",
+)  # fmt: skip
+EVENT_SELECT = ", ".join(EVENT_COLUMNS)
+
+TASK_COLUMNS: tuple[str, ...] = (
+    "task_id", "state", "attempts", "assigned_to", "current_trace_id", "current_span_id", "started_us",
+    "completed_us", "result", "last_event_us", "terminal_event_id", "notes", "updated_us",
+)  # fmt: skip
+TASK_SELECT = ", ".join(TASK_COLUMNS)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _maybe_us(value: Any) -> int | None:
+    return None if value is None else to_us(value)
+
+
+def _maybe_dt(value: int | None) -> Any:
+    return None if value is None else from_us(value)
+
+
+def execution_row(e: Execution) -> tuple[Any, ...]:
+    """Values for EXECUTION_COLUMNS, in order."""
+    error = e.error
+    detail = {
+        "retrieval": e.retrieval.model_dump(exclude_none=True),
+        "parents": e.parents,
+        "causes": e.causes,
+        "io": e.io.model_dump(),
+        "attributes": e.attributes,
+        "task_config_digest": e.task_config_digest,
+        "provenance_runner": e.provenance_runner.model_dump(exclude_none=True) if e.provenance_runner else None,
+    }
+    return (
+        e.execution_id, e.span_id, e.trace_id, e.parent_span_id, e.task_id, e.task_slug, e.task_name, e.task_type,
+        e.trigger, e.actor, e.worker_id, e.attempt, e.retry_of, e.idempotency_key, e.status, to_us(e.started_at),
+        _maybe_us(e.ended_at), e.duration_ms, _maybe_us(e.scheduled_at),
+        error.type if error else None, error.message if error else None, error.stack if error else None,
+        error.stack_hash if error else None, e.result,
+        e.usage.input_tokens, e.usage.output_tokens, e.usage.cost, int(e.backfilled), int(e.scrubbed),
+        e.session_id, to_us(e.created_at), dumps(detail),
+    )  # fmt: skip
+
+
+def execution_from(row: Sequence[Any]) -> Execution:
+    r = dict(zip(EXECUTION_COLUMNS, row, strict=True))
+    detail = json.loads(r["detail"])
+    runner = detail.get("provenance_runner")
+    return Execution(
+        execution_id=r["execution_id"], span_id=r["span_id"], trace_id=r["trace_id"],
+        parent_span_id=r["parent_span_id"], task_id=r["task_id"], task_slug=r["task_slug"],
+        task_name=r["task_name"], task_type=r["task_type"], trigger=r["trigger"], actor=r["actor"],
+        worker_id=r["worker_id"], attempt=r["attempt"], retry_of=r["retry_of"],
+        idempotency_key=r["idempotency_key"], status=r["status"], started_at=from_us(r["started_us"]),
+        ended_at=_maybe_dt(r["ended_us"]), duration_ms=r["duration_ms"], scheduled_at=_maybe_dt(r["scheduled_us"]),
+        error=_error_from(r), retrieval=Retrieval(**detail.get("retrieval", {})),
+        parents=detail.get("parents", []), causes=detail.get("causes", []), io=IOEffects(**detail.get("io", {})),
+        usage=Usage(input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], cost=r["cost"]),
+        result=r["result"], task_config_digest=detail.get("task_config_digest"),
+        provenance_runner=ProvenanceRunner(**runner) if runner else None, attributes=detail.get("attributes", {}),
+        backfilled=bool(r["backfilled"]), scrubbed=bool(r["scrubbed"]), session_id=r["session_id"],
+        created_at=from_us(r["created_us"]),
+    )  # fmt: skip
+
+
+def _error_from(r: dict[str, Any]) -> ErrorInfo | None:
+    if r["error_type"] is None:
+        return None
+    return ErrorInfo(
+        type=r["error_type"], message=r["error_message"] or "", stack=r["error_stack"], stack_hash=r["stack_hash"] or ""
+    )
+
+
+def event_row(e: LifecycleEvent) -> tuple[Any, ...]:
+    return (
+        e.event_id, e.event_type, e.task_id, e.trace_id, e.span_id, e.actor, to_us(e.ts), dumps(e.data), e.anomaly,
+        to_us(e.recorded_at),
+    )
+
+
+def event_from(row: Sequence[Any]) -> LifecycleEvent:
+    r = dict(zip(EVENT_COLUMNS, row, strict=True))
+    return LifecycleEvent(
+        event_id=r["event_id"], event_type=r["event_type"], task_id=r["task_id"], trace_id=r["trace_id"],
+        span_id=r["span_id"], actor=r["actor"], ts=from_us(r["ts_us"]), data=json.loads(r["data"]),
+        anomaly=r["anomaly"], recorded_at=from_us(r["recorded_us"]),
+    )  # fmt: skip
+
+
+def task_from(row: Sequence[Any]) -> TaskStatus:
+    r = dict(zip(TASK_COLUMNS, row, strict=True))
+    return TaskStatus(
+        task_id=r["task_id"], state=r["state"], attempts=r["attempts"], assigned_to=r["assigned_to"],
+        current_trace_id=r["current_trace_id"], current_span_id=r["current_span_id"],
+        started_at=_maybe_dt(r["started_us"]), completed_at=_maybe_dt(r["completed_us"]), result=r["result"],
+        updated_at=from_us(r["updated_us"]),
+        notes=[TaskNote(timestamp=from_us(n["us"]), note=n["note"]) for n in json.loads(r["notes"])],
+    )  # fmt: skip

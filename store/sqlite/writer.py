@@ -1,0 +1,113 @@
+"""The single writer: every write goes through one connection on one thread. Jobs queue
+up while a transaction commits, and the next transaction takes all of them (group commit),
+so one fsync covers many writes. Each job runs in its own savepoint: a job that fails
+leaves nothing behind and does not disturb the others. A job's caller is answered only
+after COMMIT has returned, so an acknowledged write is durable."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from store.errors import StoreError, StoreUnavailable
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Pending:
+    job: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+
+
+class Writer:
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, batch_max: int) -> None:
+        self._conn = conn
+        self._executor = executor
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="task-history-writer")
+
+    async def submit(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job` in the next transaction; returns once that transaction has committed."""
+        if self._task.done():
+            raise StoreUnavailable("the store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(job, future))
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (first := await self._queue.get()) is not None:
+            batch, stop = self._drain(first)
+            outcomes = await loop.run_in_executor(self._executor, self._commit, [p.job for p in batch])
+            for pending, (ok, value) in zip(batch, outcomes, strict=True):
+                _settle(pending.future, ok, value)
+            if stop:
+                return
+
+    def _drain(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch = [first]
+        while len(batch) < self._batch_max and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _commit(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
+        """Runs on the writer thread: one transaction, one savepoint per job."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            return [(False, _unavailable(exc))] * len(jobs)
+        outcomes = [self._run_job(job) for job in jobs]
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            return [(False, _unavailable(exc))] * len(jobs)
+        return outcomes
+
+    def _run_job(self, job: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
+        self._conn.execute("SAVEPOINT job")
+        try:
+            value = job(self._conn)
+        except Exception as exc:  # noqa: BLE001 - handed to the job's caller, never swallowed
+            self._conn.execute("ROLLBACK TO job")
+            self._conn.execute("RELEASE job")
+            return False, exc
+        self._conn.execute("RELEASE job")
+        return True, value
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # no transaction left to roll back
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return  # the caller went away; the write itself stands
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _unavailable(exc: sqlite3.Error) -> StoreError:
+    if "locked" in str(exc) or "busy" in str(exc):
+        return StoreUnavailable(
+            "the database stayed locked by another process past the busy timeout; nothing was written",
+            hint="Retry the call; if it persists, raise busy_timeout_ms or find the process holding the lock.",
+        )
+    return StoreUnavailable(f"the database could not commit ({exc}); nothing was written")

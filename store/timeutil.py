@@ -1,0 +1,32 @@
+"""Time as the store keeps it: timezone-aware UTC datetimes outside, integer microseconds
+since the epoch inside (sortable, exact, and the same in SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch; `moment` must be timezone-aware."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def iso_z(moment: datetime, *, seconds: bool = False) -> str:
+    """ISO 8601 in UTC with a `Z` suffix (`2025-11-04T18:29:12.123456Z`)."""
+    utc = moment.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S") if seconds else utc.isoformat(timespec="microseconds")[:26]
+    return f"{text}Z"
+
+
+def duration_ms(started_us: int, ended_us: int) -> int:
+    return max((ended_us - started_us) // 1000, 0)
