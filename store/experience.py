@@ -32,7 +32,7 @@ def to_document(execution: Execution) -> dict[str, Any]:
         "parents": list(e.parents),
         "causes": list(e.causes),
         "session_id": e.session_id,
-        "created_at": iso_z(e.created_at, seconds=True),
+        "created_at": iso_z(e.created_at),
         "ts": to_us(e.started_at) / 1_000_000,
         "meta": {"scrubbed": e.scrubbed, "backfilled": e.backfilled},
     }

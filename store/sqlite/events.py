@@ -60,7 +60,11 @@ def event_job(req: EventRequest, ctx: WriteContext) -> Job[EventResult]:
 def _append(conn: sqlite3.Connection, req: EventRequest, ctx: WriteContext) -> EventResult:
     ts = req.ts or ctx.now
     task = fetch_task(conn, req.task_id) or new_task(req.task_id, ctx.now)
-    applied = _Applied(trace_id=_lower(req.trace_id), span_id=_lower(req.span_id))
+    if task["current_trace_id"] is None:
+        # A task's first event opens its trace, so the events before its first execution
+        # (created, assigned) belong to the same trace as the execution that follows.
+        task["current_trace_id"] = _lower(req.trace_id) or new_uuid4()
+    applied = _Applied(trace_id=_lower(req.trace_id) or task["current_trace_id"], span_id=_lower(req.span_id))
     late = task["last_event_us"] is not None and to_us(ts) < task["last_event_us"]
     if late:
         applied.anomalies.append(f"arrived out of order: {ts.isoformat()} is before the task's latest event")
@@ -116,7 +120,7 @@ def _open_task(
     retried = previous if previous is not None and previous.status == "failed" and not late else None
     start = StartRequest(
         task_id=req.task_id, task_name=_text(req.data, "task_name"), task_type=_text(req.data, "task_type"),
-        actor=req.actor, span_id=applied.span_id, trace_id=None if retried else applied.trace_id,
+        actor=req.actor, span_id=applied.span_id, trace_id=_trace_for_new_run(req, task, previous, retried),
         retry_of=retried.span_id if retried else None, started_at=ts,
     )  # fmt: skip
     execution = rules.new_execution(start, ctx.policy, rules.Lineage(retried=retried), ctx.now)
@@ -126,6 +130,17 @@ def _open_task(
     task.update(current_trace_id=stored.trace_id, current_span_id=stored.span_id)
     if late and task["state"] in lifecycle.TERMINAL_STATES:
         _close_from_terminal_event(conn, task, stored, applied, ctx)
+
+
+def _trace_for_new_run(
+    req: EventRequest, task: dict[str, Any], previous: Execution | None, retried: Execution | None
+) -> str | None:
+    """The trace a new top-level run joins; None means a fresh one."""
+    if retried is not None:
+        return None  # the retry takes its first attempt's trace
+    if req.trace_id:
+        return _lower(req.trace_id)
+    return task["current_trace_id"] if previous is None else None
 
 
 def _close_from_terminal_event(

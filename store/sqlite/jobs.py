@@ -111,24 +111,21 @@ def insert_execution(conn: sqlite3.Connection, execution: Execution) -> StartRes
 
 
 def _twin_of(conn: sqlite3.Connection, execution: Execution, exc: sqlite3.IntegrityError) -> Execution:
-    message = str(exc)
-    if "idempotency_key" in message and execution.idempotency_key:
-        twin = fetch_by_key(conn, execution.idempotency_key)
-        if twin is not None:
+    """The stored execution this insert repeats; a Conflict when it collides with a different one."""
+    if execution.idempotency_key and (twin := fetch_by_key(conn, execution.idempotency_key)):
+        return twin
+    if twin := fetch_execution(conn, execution.span_id):
+        if twin.task_id == execution.task_id:
             return twin
-    if "span_id" in message:
-        twin = fetch_execution(conn, execution.span_id)
-        if twin is not None and twin.task_id == execution.task_id:
-            return twin
-        raise Conflict("span_id", f"{execution.span_id} already belongs to another execution")
-    if "retry_of" in message:
+        raise Conflict("span_id", f"{execution.span_id} already belongs to an execution of task {twin.task_id}")
+    if "retry_of" in str(exc):
         retry = conn.execute("SELECT span_id FROM executions WHERE retry_of = ?", (execution.retry_of,)).fetchone()
         raise Conflict(
             "retry_of",
             f"execution {execution.retry_of} was already retried by {retry[0] if retry else 'another execution'}",
             hint="Retry the latest attempt of the trace instead (tasks_by_trace lists them).",
         )
-    raise InvalidInput("execution", f"breaks a rule of the store ({message})") from exc
+    raise InvalidInput("execution", f"breaks a rule of the store ({exc})") from exc
 
 
 def finish_job(req: FinishRequest, ctx: WriteContext) -> Job[FinishResult]:
