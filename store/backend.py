@@ -22,6 +22,7 @@ from store.models import (
     StartRequest,
     StartResult,
     TaskStatus,
+    TaskTimeline,
     TraceView,
 )
 
@@ -60,3 +61,5 @@ class Backend(Protocol):
     async def get(self, span_id: str) -> ExecutionDetail: ...
 
     async def task_status(self, task_id: str) -> TaskStatus: ...
+
+    async def timeline(self, task_id: str, limit: int) -> TaskTimeline: ...

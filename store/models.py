@@ -295,3 +295,15 @@ class LastFailed(_Model):
 class ExecutionDetail(_Model):
     execution: Execution
     events: list[LifecycleEvent]
+
+
+class TaskTimeline(_Model):
+    """One task's story: its state, its executions and its events, oldest first."""
+
+    task_id: str
+    task: TaskStatus | None
+    executions: list[Execution]
+    events: list[LifecycleEvent]
+    executions_total: int
+    events_total: int
+    truncated: bool = Field(description="true when only the most recent executions/events are included")

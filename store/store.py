@@ -29,6 +29,7 @@ from store.models import (
     StartRequest,
     StartResult,
     TaskStatus,
+    TaskTimeline,
     TraceView,
 )
 from store.lifecycle import check_event
@@ -36,6 +37,7 @@ from store.rules import Policy, check_data
 
 LIST_LIMIT_MAX = 100
 FAILED_LIMIT_MAX = 50
+TIMELINE_LIMIT_MAX = 500
 
 
 class Store:
@@ -127,6 +129,11 @@ class Store:
     async def task_status(self, task_id: str) -> TaskStatus:
         """A task's derived state (seed 004); NotFound when nothing was recorded for it."""
         return await self._backend.task_status(task_id)
+
+    async def timeline(self, task_id: str, *, limit: int = TIMELINE_LIMIT_MAX) -> TaskTimeline:
+        """A task's state, executions and events in time order (the most recent `limit` of each)."""
+        _check_limit(limit, TIMELINE_LIMIT_MAX)
+        return await self._backend.timeline(task_id, limit)
 
 
 def _check_limit(limit: int, maximum: int) -> None:

@@ -27,6 +27,7 @@ from store.models import (
     StartRequest,
     StartResult,
     TaskStatus,
+    TaskTimeline,
     TraceView,
 )
 from store.rules import Policy
@@ -164,6 +165,18 @@ class SqliteBackend:
         if row is None:
             raise NotFound("task", f"task_id {task_id}", hint="Call tasks_list to see which task ids have history.")
         return rows.task_from(row)
+
+    async def timeline(self, task_id: str, limit: int) -> TaskTimeline:
+        async with self._readers.snapshot() as snap:
+            task_row = await snap.one(f"SELECT {rows.TASK_SELECT} FROM tasks WHERE task_id = ?", (task_id,))
+            executions = [rows.execution_from(r) for r in await snap.all(*q.task_executions(task_id, limit))]
+            events = [rows.event_from(r) for r in await snap.all(*q.task_events(task_id, limit))]
+            executions_total, events_total = await snap.one(*q.task_counts(task_id))
+        return TaskTimeline(
+            task_id=task_id, task=rows.task_from(task_row) if task_row else None,
+            executions=executions[::-1], events=events[::-1], executions_total=executions_total,
+            events_total=events_total, truncated=executions_total > len(executions) or events_total > len(events),
+        )  # fmt: skip
 
 
 def _us(moment: datetime | None) -> int | None:

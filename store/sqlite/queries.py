@@ -164,3 +164,22 @@ def error_patterns(task_id: str | None, since_us: int | None, until_us: int | No
         "ORDER BY g.n DESC, g.last_us DESC"
     )
     return sql, [*params, limit]
+
+
+def task_executions(task_id: str, limit: int) -> Query:
+    """The task's most recent executions (newest first; callers reverse for a timeline)."""
+    sql = f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? ORDER BY started_us DESC, seq DESC LIMIT ?"
+    return sql, [task_id, limit]
+
+
+def task_events(task_id: str, limit: int) -> Query:
+    sql = f"SELECT {EVENT_SELECT} FROM events WHERE task_id = ? ORDER BY ts_us DESC, seq DESC LIMIT ?"
+    return sql, [task_id, limit]
+
+
+def task_counts(task_id: str) -> Query:
+    sql = (
+        "SELECT (SELECT COUNT(*) FROM executions WHERE task_id = ?), "
+        "(SELECT COUNT(*) FROM events WHERE task_id = ?)"
+    )
+    return sql, [task_id, task_id]

@@ -167,3 +167,16 @@ async def test_a_failure_carries_the_events_that_led_to_it(store: Store) -> None
 async def test_getting_an_unknown_span_is_not_found_with_a_hint(store: Store) -> None:
     with pytest.raises(NotFound, match="tasks_list"):
         await store.get(str(uuid.uuid4()))
+
+
+async def test_a_task_timeline_tells_its_story_in_order_and_says_when_it_is_cut(store: Store) -> None:
+    from store.models import EventRequest
+
+    for minute in range(4):
+        await record(store, "t", minute)
+    await store.log_event(EventRequest(event_type="task_blocked", task_id="t", ts=T0 + timedelta(minutes=9)))
+    full = await store.timeline("t")
+    assert [e.started_at for e in full.executions] == [T0 + timedelta(minutes=m) for m in range(4)]
+    assert (full.executions_total, full.events_total, full.truncated) == (4, 1, False)
+    cut = await store.timeline("t", limit=2)
+    assert cut.truncated and [e.started_at.minute for e in cut.executions] == [2, 3]
