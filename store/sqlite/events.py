@@ -5,11 +5,12 @@ well-formed is refused: surprises are kept and flagged with an anomaly sentence.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from store import lifecycle
+from store.dbapi import Tx
+from store.errors import Conflict
 from store.ids import new_uuid4
 from store.lifecycle import Effect
 from store.models import (
@@ -49,7 +50,7 @@ class _Applied:
 
 
 def event_job(req: EventRequest, ctx: WriteContext) -> Job[EventResult]:
-    def run(conn: sqlite3.Connection) -> EventResult:
+    def run(conn: Tx) -> EventResult:
         if req.event_id is not None and (dup := _fetch_event(conn, req.event_id)):
             return EventResult(event=dup, task=_task_status(conn, req.task_id, ctx), duplicate=True)
         return _append(conn, req, ctx)
@@ -57,7 +58,7 @@ def event_job(req: EventRequest, ctx: WriteContext) -> Job[EventResult]:
     return run
 
 
-def _append(conn: sqlite3.Connection, req: EventRequest, ctx: WriteContext) -> EventResult:
+def _append(conn: Tx, req: EventRequest, ctx: WriteContext) -> EventResult:
     ts = req.ts or ctx.now
     task = fetch_task(conn, req.task_id) or new_task(req.task_id, ctx.now)
     if task["current_trace_id"] is None:
@@ -85,7 +86,7 @@ def _append(conn: sqlite3.Connection, req: EventRequest, ctx: WriteContext) -> E
 
 
 def _apply_effect(
-    conn: sqlite3.Connection, req: EventRequest, ts: Any, task: dict[str, Any], applied: _Applied,
+    conn: Tx, req: EventRequest, ts: Any, task: dict[str, Any], applied: _Applied,
     ctx: WriteContext, *, late: bool,
 ) -> None:  # fmt: skip
     effect = lifecycle.effect_of(req.event_type)
@@ -100,7 +101,7 @@ def _apply_effect(
         _point_at(applied, running)
 
 
-def _running_task_execution(conn: sqlite3.Connection, task: dict[str, Any], span_id: str | None) -> Execution | None:
+def _running_task_execution(conn: Tx, task: dict[str, Any], span_id: str | None) -> Execution | None:
     for candidate in (span_id, task["current_span_id"]):
         if candidate:
             found = fetch_execution(conn, candidate)
@@ -110,7 +111,7 @@ def _running_task_execution(conn: sqlite3.Connection, task: dict[str, Any], span
 
 
 def _open_task(
-    conn: sqlite3.Connection, req: EventRequest, ts: Any, task: dict[str, Any], running: Execution | None,
+    conn: Tx, req: EventRequest, ts: Any, task: dict[str, Any], running: Execution | None,
     applied: _Applied, ctx: WriteContext, *, late: bool,
 ) -> None:  # fmt: skip
     if running is not None:
@@ -144,7 +145,7 @@ def _trace_for_new_run(
 
 
 def _close_from_terminal_event(
-    conn: sqlite3.Connection, task: dict[str, Any], opened: Execution, applied: _Applied, ctx: WriteContext
+    conn: Tx, task: dict[str, Any], opened: Execution, applied: _Applied, ctx: WriteContext
 ) -> None:
     """A task_started that arrives after its outcome: close the execution with that outcome."""
     terminal = _fetch_event(conn, task["terminal_event_id"]) if task["terminal_event_id"] else None
@@ -155,7 +156,7 @@ def _close_from_terminal_event(
 
 
 def _worker_effect(
-    conn: sqlite3.Connection, req: EventRequest, ts: Any, effect: Effect, parent: Execution | None,
+    conn: Tx, req: EventRequest, ts: Any, effect: Effect, parent: Execution | None,
     applied: _Applied, ctx: WriteContext,
 ) -> None:  # fmt: skip
     worker_id = str(req.data["worker_id"])
@@ -171,7 +172,7 @@ def _worker_effect(
 
 
 def _open_worker(
-    conn: sqlite3.Connection, req: EventRequest, ts: Any, worker_id: str, parent: Execution | None,
+    conn: Tx, req: EventRequest, ts: Any, worker_id: str, parent: Execution | None,
     applied: _Applied, ctx: WriteContext,
 ) -> None:  # fmt: skip
     if parent is None:
@@ -188,7 +189,7 @@ def _open_worker(
 
 
 def _close(
-    conn: sqlite3.Connection, req: EventRequest, ts: Any, execution: Execution | None, applied: _Applied,
+    conn: Tx, req: EventRequest, ts: Any, execution: Execution | None, applied: _Applied,
     ctx: WriteContext, *, what: str,
 ) -> None:  # fmt: skip
     if execution is None:
@@ -211,7 +212,7 @@ def _close(
     applied.closed = done.span_id
 
 
-def _running_worker(conn: sqlite3.Connection, task_id: str, worker_id: str) -> Execution | None:
+def _running_worker(conn: Tx, task_id: str, worker_id: str) -> Execution | None:
     row = conn.execute(
         f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? AND worker_id = ? AND status = 'running' "
         "ORDER BY started_us DESC LIMIT 1",
@@ -220,7 +221,7 @@ def _running_worker(conn: sqlite3.Connection, task_id: str, worker_id: str) -> E
     return rows.execution_from(row) if row else None
 
 
-def _latest_top_level(conn: sqlite3.Connection, task_id: str) -> Execution | None:
+def _latest_top_level(conn: Tx, task_id: str) -> Execution | None:
     row = conn.execute(
         f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? AND parent_span_id IS NULL "
         "ORDER BY started_us DESC, seq DESC LIMIT 1",
@@ -271,7 +272,7 @@ def _remember(task: dict[str, Any], req: EventRequest, event: LifecycleEvent, *,
     task["updated_us"] = now_us
 
 
-def _task_status(conn: sqlite3.Connection, task_id: str, ctx: WriteContext) -> Any:
+def _task_status(conn: Tx, task_id: str, ctx: WriteContext) -> Any:
     task = fetch_task(conn, task_id) or new_task(task_id, ctx.now)
     return rows.task_from(tuple(task[n] for n in rows.TASK_COLUMNS))
 
@@ -280,21 +281,24 @@ def _task_status(conn: sqlite3.Connection, task_id: str, ctx: WriteContext) -> A
 
 
 def _insert_event(
-    conn: sqlite3.Connection, req: EventRequest, ts: Any, applied: _Applied, ctx: WriteContext
+    conn: Tx, req: EventRequest, ts: Any, applied: _Applied, ctx: WriteContext
 ) -> LifecycleEvent:
     event = LifecycleEvent(
         event_id=req.event_id or new_uuid4(), event_type=req.event_type, task_id=req.task_id,
         trace_id=applied.trace_id, span_id=applied.span_id, actor=req.actor, ts=ts,
         data=scrub_data(ctx.policy, req.data), anomaly="; ".join(applied.anomalies) or None, recorded_at=ctx.now,
     )  # fmt: skip
-    conn.execute(
+    collision = conn.try_insert(
         f"INSERT INTO events ({', '.join(rows.EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(rows.EVENT_COLUMNS))})",
         rows.event_row(event),
     )
+    if collision is not None:
+        # Another process stored the same event_id between our check and this insert.
+        raise Conflict("event_id", f"{event.event_id} was stored concurrently", hint="Retry the call: it will be a duplicate.")
     return event
 
 
-def _fetch_event(conn: sqlite3.Connection, event_id: str) -> LifecycleEvent | None:
+def _fetch_event(conn: Tx, event_id: str) -> LifecycleEvent | None:
     row = conn.execute(f"SELECT {EVENT_SELECT} FROM events WHERE event_id = ?", (event_id,)).fetchone()
     return rows.event_from(row) if row else None
 

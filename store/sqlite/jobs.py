@@ -1,17 +1,17 @@
-"""Write jobs: synchronous functions of one sqlite3 connection, run by the single writer
+"""Write jobs: synchronous functions of one transaction (`store.dbapi.Tx`), run by the single writer
 inside a savepoint of its group-commit transaction. A job either completes or leaves
 nothing behind. Uniqueness (span_id, idempotency_key, event_id, retry_of) is enforced by
 the database: an IntegrityError turns into "duplicate" or a Conflict, never a second row."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from store import rules
+from store.dbapi import Tx, UniqueViolation
 from store.errors import Conflict, InvalidInput, NotFound
 from store.ids import recorded_idempotency_key
 from store.models import (
@@ -27,7 +27,7 @@ from store.sqlite.rows import EXECUTION_COLUMNS, EXECUTION_SELECT, TASK_SELECT
 from store.timeutil import to_us
 
 T = TypeVar("T")
-Job = Callable[[sqlite3.Connection], T]
+Job = Callable[[Tx], T]
 
 _INSERT_EXECUTION = (
     f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}) VALUES ({', '.join('?' * len(EXECUTION_COLUMNS))})"
@@ -48,17 +48,17 @@ class WriteContext:
 # ---- lookups ---------------------------------------------------------------------------
 
 
-def fetch_execution(conn: sqlite3.Connection, span_id: str) -> Execution | None:
+def fetch_execution(conn: Tx, span_id: str) -> Execution | None:
     row = conn.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE span_id = ?", (span_id,)).fetchone()
     return rows.execution_from(row) if row else None
 
 
-def fetch_by_key(conn: sqlite3.Connection, key: str) -> Execution | None:
+def fetch_by_key(conn: Tx, key: str) -> Execution | None:
     row = conn.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE idempotency_key = ?", (key,)).fetchone()
     return rows.execution_from(row) if row else None
 
 
-def _require_relative(conn: sqlite3.Connection, field: str, span_id: str | None) -> Execution | None:
+def _require_relative(conn: Tx, field: str, span_id: str | None) -> Execution | None:
     if span_id is None:
         return None
     found = fetch_execution(conn, span_id.strip().lower())
@@ -75,7 +75,7 @@ def _require_relative(conn: sqlite3.Connection, field: str, span_id: str | None)
 
 
 def start_job(req: StartRequest, ctx: WriteContext) -> Job[StartResult]:
-    def run(conn: sqlite3.Connection) -> StartResult:
+    def run(conn: Tx) -> StartResult:
         if req.idempotency_key is not None and (existing := fetch_by_key(conn, req.idempotency_key)):
             return StartResult(execution=existing, duplicate=True)
         lineage = rules.Lineage(
@@ -101,16 +101,15 @@ def _normalized(req: StartRequest) -> StartRequest:
     return req.model_copy(update=update) if update else req
 
 
-def insert_execution(conn: sqlite3.Connection, execution: Execution) -> StartResult:
+def insert_execution(conn: Tx, execution: Execution) -> StartResult:
     """Insert, or return the stored twin when the database says this execution exists."""
-    try:
-        conn.execute(_INSERT_EXECUTION, rows.execution_row(execution))
-    except sqlite3.IntegrityError as exc:
-        return StartResult(execution=_twin_of(conn, execution, exc), duplicate=True)
+    collision = conn.try_insert(_INSERT_EXECUTION, rows.execution_row(execution))
+    if collision is not None:
+        return StartResult(execution=_twin_of(conn, execution, collision), duplicate=True)
     return StartResult(execution=execution, duplicate=False)
 
 
-def _twin_of(conn: sqlite3.Connection, execution: Execution, exc: sqlite3.IntegrityError) -> Execution:
+def _twin_of(conn: Tx, execution: Execution, exc: UniqueViolation) -> Execution:
     """The stored execution this insert repeats; a Conflict when it collides with a different one."""
     if execution.idempotency_key and (twin := fetch_by_key(conn, execution.idempotency_key)):
         return twin
@@ -129,7 +128,7 @@ def _twin_of(conn: sqlite3.Connection, execution: Execution, exc: sqlite3.Integr
 
 
 def finish_job(req: FinishRequest, ctx: WriteContext) -> Job[FinishResult]:
-    def run(conn: sqlite3.Connection) -> FinishResult:
+    def run(conn: Tx) -> FinishResult:
         span_id = req.span_id.strip().lower()
         current = fetch_execution(conn, span_id)
         if current is None:
@@ -143,7 +142,7 @@ def finish_job(req: FinishRequest, ctx: WriteContext) -> Job[FinishResult]:
     return run
 
 
-def finish_execution(conn: sqlite3.Connection, current: Execution, req: FinishRequest, ctx: WriteContext) -> FinishResult:
+def finish_execution(conn: Tx, current: Execution, req: FinishRequest, ctx: WriteContext) -> FinishResult:
     if current.status != "running":
         return _finished_already(current, req)
     done = rules.finished(current, req, ctx.policy, ctx.now)
@@ -179,7 +178,7 @@ def record_job(req: RecordRequest, ctx: WriteContext) -> Job[StartResult]:
         start = start.model_copy(update={"idempotency_key": key})
     start_run = start_job(start, ctx)
 
-    def run(conn: sqlite3.Connection) -> StartResult:
+    def run(conn: Tx) -> StartResult:
         started = start_run(conn)
         if started.duplicate:
             return started
@@ -194,7 +193,7 @@ def record_job(req: RecordRequest, ctx: WriteContext) -> Job[StartResult]:
 
 
 def import_job(execution: Execution) -> Job[StartResult]:
-    def run(conn: sqlite3.Connection) -> StartResult:
+    def run(conn: Tx) -> StartResult:
         rules.check_invariants(execution)
         return insert_execution(conn, execution)
 
@@ -204,12 +203,12 @@ def import_job(execution: Execution) -> Job[StartResult]:
 # ---- task state from start/finish ------------------------------------------------------
 
 
-def fetch_task(conn: sqlite3.Connection, task_id: str) -> dict[str, Any] | None:
+def fetch_task(conn: Tx, task_id: str) -> dict[str, Any] | None:
     row = conn.execute(f"SELECT {TASK_SELECT} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
     return dict(zip(rows.TASK_COLUMNS, row, strict=True)) if row else None
 
 
-def upsert_task(conn: sqlite3.Connection, task: dict[str, Any]) -> None:
+def upsert_task(conn: Tx, task: dict[str, Any]) -> None:
     names = rows.TASK_COLUMNS
     updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "task_id")
     conn.execute(
@@ -227,7 +226,7 @@ def new_task(task_id: str, now: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _task_started(conn: sqlite3.Connection, e: Execution, now: datetime) -> None:
+def _task_started(conn: Tx, e: Execution, now: datetime) -> None:
     task = fetch_task(conn, e.task_id) or new_task(e.task_id, now)
     task.update(
         state="in_progress", attempts=task["attempts"] + 1, current_trace_id=e.trace_id, current_span_id=e.span_id,
@@ -239,7 +238,7 @@ def _task_started(conn: sqlite3.Connection, e: Execution, now: datetime) -> None
 TASK_STATE_OF_STATUS = {"success": "completed", "partial": "completed", "failed": "failed", "cancelled": "cancelled"}
 
 
-def _task_finished(conn: sqlite3.Connection, e: Execution, now: datetime) -> None:
+def _task_finished(conn: Tx, e: Execution, now: datetime) -> None:
     task = fetch_task(conn, e.task_id)
     if task is None or task["current_span_id"] != e.span_id:
         return  # a newer attempt owns the task's state now

@@ -14,25 +14,27 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from store.errors import StoreError, StoreUnavailable
+from store.sqlite.tx import SqliteTx
 
 T = TypeVar("T")
 
 
 @dataclass
 class _Pending:
-    job: Callable[[sqlite3.Connection], Any]
+    job: Callable[[Any], Any]
     future: asyncio.Future[Any]
 
 
 class Writer:
     def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, batch_max: int) -> None:
         self._conn = conn
+        self._tx = SqliteTx(conn)
         self._executor = executor
         self._batch_max = batch_max
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="task-history-writer")
 
-    async def submit(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def submit(self, job: Callable[[Any], T]) -> T:
         """Run `job` in the next transaction; returns once that transaction has committed."""
         if self._task.done():
             raise StoreUnavailable("the store is closed")
@@ -63,7 +65,7 @@ class Writer:
             batch.append(item)
         return batch, False
 
-    def _commit(self, jobs: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
+    def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[tuple[bool, Any]]:
         """Runs on the writer thread: one transaction, one savepoint per job."""
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -77,10 +79,10 @@ class Writer:
             return [(False, _unavailable(exc))] * len(jobs)
         return outcomes
 
-    def _run_job(self, job: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
+    def _run_job(self, job: Callable[[Any], Any]) -> tuple[bool, Any]:
         self._conn.execute("SAVEPOINT job")
         try:
-            value = job(self._conn)
+            value = job(self._tx)
         except Exception as exc:  # noqa: BLE001 - handed to the job's caller, never swallowed
             self._conn.execute("ROLLBACK TO job")
             self._conn.execute("RELEASE job")
