@@ -88,8 +88,10 @@ def list_page(f: ExecutionFilter, limit: int, cursor: Cursor | None) -> Query:
     """One page, newest first, plus one extra row to learn whether there is more."""
     where, params = filter_clause(f)
     if cursor is not None:
-        where += " AND (started_us < ? OR (started_us = ? AND seq < ?))"
-        params += [cursor.started_us, cursor.started_us, cursor.seq]
+        # The row-value form lets the planner seek straight into the index; the OR form
+        # made it merge two ranges and sort everything since `since` on every later page.
+        where += " AND (started_us, seq) < (?, ?)"
+        params += [cursor.started_us, cursor.seq]
     sql = f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE {where} ORDER BY started_us DESC, seq DESC LIMIT ?"
     return sql, [*params, limit + 1]
 
@@ -159,11 +161,12 @@ def error_patterns(task_id: str | None, since_us: int | None, until_us: int | No
         "WITH g AS (SELECT stack_hash, COUNT(*) AS n, MIN(started_us) AS first_us, MAX(started_us) AS last_us "
         f"FROM executions WHERE {where} GROUP BY stack_hash ORDER BY n DESC, last_us DESC LIMIT ?) "
         "SELECT g.stack_hash, g.n, g.first_us, g.last_us, e.error_type, e.error_message, e.task_id, e.trace_id, "
-        "e.span_id FROM g JOIN executions AS e ON e.seq = (SELECT x.seq FROM executions AS x "
-        "WHERE x.stack_hash = g.stack_hash AND x.status = 'failed' AND x.started_us = g.last_us LIMIT 1) "
+        "e.span_id FROM g JOIN executions AS e ON e.seq = (SELECT seq FROM executions "
+        f"WHERE stack_hash = g.stack_hash AND started_us = g.last_us AND {where} LIMIT 1) "
         "ORDER BY g.n DESC, g.last_us DESC"
     )
-    return sql, [*params, limit]
+    # The example row is searched within the same window (and task) as the group.
+    return sql, [*params, limit, *params]
 
 
 def task_executions(task_id: str, limit: int) -> Query:

@@ -114,6 +114,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX ix_exec_worker ON executions (task_id, worker_id, status) WHERE worker_id IS NOT NULL",
         "CREATE UNIQUE INDEX ux_exec_retry_of ON executions (retry_of) WHERE retry_of IS NOT NULL",
     )),
+    # retrying=false (NOT running-retry) had no index to count from.
+    Migration("0004_status_attempt_index", (
+        "CREATE INDEX ix_exec_status_attempt ON executions (status, attempt)",
+    )),
 )  # fmt: skip
 
 _LEDGER = "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_us INTEGER NOT NULL)"
