@@ -18,17 +18,18 @@ import re
 
 __all__ = ["frames", "normalize_message", "stack_hash"]
 
+_ZONE = r"(?:Z|[+-]\d{2}:?\d{2})?"
 _ADDRESS = re.compile(r"(?<![0-9a-z])0x[0-9a-f]+", re.IGNORECASE)
 
 # Order matters: a rule must run before any later rule that would eat part of its match
 # (a UUID contains long hex runs, a timestamp contains numbers, an address contains hex).
 _MESSAGE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE), "<uuid>"),
-    (re.compile(r"[\w.%+-]+@(?:[a-z0-9-]+\.)+[a-z]{2,}\b", re.IGNORECASE), "<email>"),
     (
-        re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"),
-        "<ts>",
+        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE),
+        "<uuid>",
     ),
+    (re.compile(r"(?<![\w.%+-])[\w.%+-]+@(?:[a-z0-9-]+\.)+[a-z]{2,}\b", re.IGNORECASE), "<email>"),
+    (re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?" + _ZONE + ")?"), "<ts>"),
     (_ADDRESS, "<addr>"),
     # A hex run needs a digit AND a letter: without the digit English words like "deadbeef"
     # or "facade" would match, without the letter plain numbers would (those become <n>).

@@ -36,7 +36,9 @@ _SECRET_KEY_NAME = re.compile(_SECRET_KEY, re.IGNORECASE)
 
 _PEM_PRIVATE_KEY = re.compile(
     # Without an END line (message truncated) the base64 body up to the first other char goes.
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)",
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"
+    # The body may not run into another BEGIN: keeps many unterminated blocks linear, not quadratic.
+    r"(?:(?:(?!-----BEGIN ).)*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)",
     re.DOTALL,
 )
 _JWT = re.compile(r"\beyJ[\w-]+\.eyJ[\w-]+\.[\w-]*")
@@ -47,9 +49,7 @@ _AUTHORIZATION = re.compile(
     re.IGNORECASE,
 )
 # A real bearer token has a digit or is long; this spares "Bearer authentication failed".
-_BEARER = re.compile(
-    r"\b(?P<word>bearer)[ \t]+(?=[\w.~+/-]*\d|[\w.~+/-]{20})[\w.~+/-]{8,}=*", re.IGNORECASE
-)
+_BEARER = re.compile(r"\b(?P<word>bearer)[ \t]+(?=[\w.~+/-]*\d|[\w.~+/-]{20})[\w.~+/-]{8,}=*", re.IGNORECASE)
 _KEY_VALUE = re.compile(
     rf"(?P<key>(?<![\w-])\\?[\"']?{_SECRET_KEY}\\?[\"']?[ \t]*[:=]>?[ \t]*)"
     r"(?P<value>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|\\\"(?:(?!\\\").)*\\\""
@@ -61,7 +61,7 @@ _API_KEY = re.compile(
     r"|xox[abposr]-[\w-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[\w-]{30,})"
 )
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
-_EMAIL = re.compile(r"[\w.%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
+_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
 # Only a candidate: anything made of hex groups and colons. `_mask_ipv6` validates it, so
 # clock times (12:30:45) and C++/Python `::` are rejected there, not by this pattern.
 _IPV6_CANDIDATE = re.compile(
@@ -99,9 +99,9 @@ def _scrub_mapping(mapping: dict[Any, Any]) -> tuple[dict[Any, Any], bool]:
 
 def _scrub_entry(key: object, item: object) -> tuple[object, bool]:
     # {"password": "hunter2"}: the value alone looks harmless, only its key says it is secret.
-    if isinstance(key, str) and isinstance(item, str) and item not in ("", SECRET):
-        if _SECRET_KEY_NAME.fullmatch(key):
-            return SECRET, True
+    credential = isinstance(key, str) and _SECRET_KEY_NAME.fullmatch(key) is not None
+    if credential and isinstance(item, str) and item not in ("", SECRET):
+        return SECRET, True
     return scrub_value(item)
 
 
