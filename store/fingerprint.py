@@ -42,14 +42,17 @@ _MESSAGE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 
 # `|` and `+` prefixes appear when an ExceptionGroup traceback is rendered.
 _PYTHON_FRAME = re.compile(
-    r'^[ \t|+]*File "(?P<path>[^"\n]+)", line \d+(?:, in (?P<func>[^\n]*?))?[ \t]*$', re.MULTILINE
+    r'^[ \t|+]*File "(?P<path>[^"\n]+)", line \d+(?:, in (?P<func>[^\n]*))?', re.MULTILINE
 )
+# The foreign patterns are fullmatched against stripped lines, and no two neighbouring
+# quantifiers can match the same characters: stack text is untrusted and may be huge, so the
+# matching has to stay linear instead of backtracking polynomially.
 # Java/Kotlin `at pkg.Cls.method(File.java:42)`; the optional `in` part is the .NET form.
-_JVM_FRAME = re.compile(r"^\s*at\s+(?P<func>[^\s(]+)\((?P<loc>[^)]*)\)(?:\s+in\s+(?P<src>.+?))?\s*$")
-# Node/V8 `at fn (file:12:5)` or a bare `at file:12:5`.
-_V8_FRAME = re.compile(r"^\s*at\s+(?:(?P<func>.+?)\s+\((?P<loc>.+)\)|(?P<bare>\S+))\s*$")
+_JVM_FRAME = re.compile(r"at\s+(?P<func>[^\s(]+)\((?P<loc>[^)]*)\)(?:\s+in\s+(?P<src>\S.*))?")
+# Node/V8 `at fn (file:12:5)` (V8 prints exactly one space before the paren) or `at file:12:5`.
+_V8_FRAME = re.compile(r"at\s+(?:(?P<func>[^\s(][^(]*?) \((?P<loc>.*)\)|(?P<bare>\S+))")
 # Firefox/Safari `fn@file:12:5`.
-_GECKO_FRAME = re.compile(r"^\s*(?P<func>[^@\s]*)@(?P<loc>\S+:\d+(?::\d+)?)\s*$")
+_GECKO_FRAME = re.compile(r"(?P<func>[^@\s]*)@(?P<loc>\S+:\d+(?::\d+)?)")
 
 _JVM_MODULE = re.compile(r"^[\w.@-]+/+(?=[\w$<])")  # java.base@17.0.2/ or app// before the class
 _GENERATED_ID = re.compile(r"(?<=\$\$Lambda\$)\d+|(?<=Accessor)\d+")  # runtime-assigned counters
@@ -106,13 +109,14 @@ def _python_frame(match: re.Match[str]) -> Frame:
 
 
 def _foreign_frame(line: str) -> Frame | None:
-    jvm = _JVM_FRAME.match(line)
+    text = line.strip()
+    jvm = _JVM_FRAME.fullmatch(text)
     if jvm:
         return _location(jvm["src"] or jvm["loc"]), _function(_JVM_MODULE.sub("", jvm["func"]))
-    v8 = _V8_FRAME.match(line)
+    v8 = _V8_FRAME.fullmatch(text)
     if v8:
         return _location(v8["loc"] or v8["bare"]), _function(v8["func"] or "")
-    gecko = _GECKO_FRAME.match(line)
+    gecko = _GECKO_FRAME.fullmatch(text)
     return (_location(gecko["loc"]), _function(gecko["func"])) if gecko else None
 
 

@@ -35,10 +35,11 @@ _SECRET_KEY = r"[\w-]*?(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?
 _SECRET_KEY_NAME = re.compile(_SECRET_KEY, re.IGNORECASE)
 
 _PEM_PRIVATE_KEY = re.compile(
-    # Without an END line (message truncated) the base64 body up to the first other char goes.
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"
-    # The body may not run into another BEGIN: keeps many unterminated blocks linear, not quadratic.
-    r"(?:(?:(?!-----BEGIN ).)*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)",
+    # The body may not run into another BEGIN, so many unterminated blocks stay linear to scan.
+    r"(?:(?:(?!-----BEGIN ).)*?-----END [A-Z0-9 ]*PRIVATE KEY-----"
+    # No END line (message truncated): the base64 body up to the first other character goes.
+    r"|[A-Za-z0-9+/=\s\\]*)",
     re.DOTALL,
 )
 _JWT = re.compile(r"\beyJ[\w-]+\.eyJ[\w-]+\.[\w-]*")
@@ -158,8 +159,8 @@ def _distinctive_group(group: str) -> bool:
 
 
 # Order matters. Credentials go first, while their context (key names, "Bearer", URL
-# structure) is still intact. UUIDs go before IPv6 so their hex never reaches the IPv6
-# candidate, e-mails before IPs so `user@10.0.0.1`-like hosts keep the user part visible.
+# structure) is still intact and before a UUID or e-mail inside a token is replaced
+# piecemeal. UUIDs go before IPv6 so their hex never reaches the IPv6 candidate.
 _RULES: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
     (_PEM_PRIVATE_KEY, SECRET),
     (_JWT, SECRET),

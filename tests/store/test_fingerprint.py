@@ -8,6 +8,7 @@ another machine, a later commit or another user id would change it.
 from __future__ import annotations
 
 import re
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -357,3 +358,20 @@ def test_an_unknown_stack_format_falls_back_to_normalized_lines() -> None:
     moved = go_panic.replace("/home/u/", "/build/").replace(":12", ":19").replace("index 5", "index 9")
     assert frames(go_panic)[-1] == ("app/main.go:<n> +<addr>", "")
     assert stack_hash("panic", moved) == stack_hash("panic", go_panic)
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [
+        pytest.param("at" + " \t" * 5_000, id="whitespace after at"),
+        pytest.param("at " + "a (" * 20_000, id="unbalanced parens"),
+        pytest.param('File "x", line 1, in ' + "\t " * 20_000 + "x", id="padded python frame"),
+        pytest.param("a" * 200_000, id="one long word"),
+        pytest.param("1." * 100_000, id="long dotted number"),
+    ],
+)
+def test_pathological_stacks_are_hashed_in_linear_time(stack: str) -> None:
+    # Stack text is untrusted input at write time; a backtracking regex would stall the writer.
+    started = time.perf_counter()
+    stack_hash("Error", stack, stack)
+    assert time.perf_counter() - started < 1.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from store.scrub import scrub_text, scrub_value
@@ -156,3 +158,20 @@ def test_scrub_value_keeps_the_container_types() -> None:
     scrubbed, _ = scrub_value(("a@b.example", ["c@d.example"]))
     assert scrubbed == ("[EMAIL]", ["[EMAIL]"])
     assert isinstance(scrubbed, tuple)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a" * 200_000, id="one long word"),
+        pytest.param("1." * 50_000, id="long dotted number"),
+        pytest.param("-----BEGIN PRIVATE KEY-----" * 5_000, id="unterminated pem blocks"),
+        pytest.param("password" * 25_000, id="repeated key name"),
+        pytest.param("a:" * 50_000, id="hex and colons"),
+    ],
+)
+def test_pathological_text_is_scrubbed_in_linear_time(text: str) -> None:
+    # Scrubbing runs on every write; a backtracking regex would stall the writer.
+    started = time.perf_counter()
+    scrub_text(text)
+    assert time.perf_counter() - started < 1.0
