@@ -1,0 +1,243 @@
+"""`task-history`: serve over streamable HTTP or stdio, or read the history from a terminal.
+
+    task-history serve        uvicorn on settings.host:port, /mcp and /healthz
+    task-history stdio        the same tools over stdin/stdout (Claude Desktop `command` entries)
+    task-history list|trace|last-failed|get
+                              the read tools as terminal tables (--json for scripts)
+
+Settings come from `config.load_settings`: defaults < --config file < TASK_HISTORY_* < flags.
+Exit codes: 0 ok, 1 the store could not answer (not found, unavailable), 2 bad settings or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from config import SETTINGS_SPEC, Settings, SettingsError, SettingSpec, is_loopback_host, load_settings
+from server.errors import describe_store_error, describe_validation
+from server.results import ExecutionDocument, ExecutionList, LastFailedResult, ToolResult, TraceResult
+from server.tables import terminal_view
+from store.errors import InvalidInput, StoreError
+from store.experience import to_document
+from store.models import ExecutionFilter
+from store.store import FAILED_LIMIT_MAX, LIST_LIMIT_MAX, Store
+
+PROG = "task-history"
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    """One flag per setting, generated from `config.SETTINGS_SPEC` so the help never drifts from the model."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group(
+        "settings (flags override TASK_HISTORY_* variables and the config file)"
+    )
+    group.add_argument("--config", metavar="FILE", help="TOML settings file (default $TASK_HISTORY_CONFIG)")
+    for spec in SETTINGS_SPEC:
+        group.add_argument(*_flag_names(spec), dest=spec.name, default=None, **_flag_options(spec))
+    return common
+
+
+def _flag_names(spec: SettingSpec) -> list[str]:
+    return [spec.cli_flag, "--db"] if spec.name == "database_url" else [spec.cli_flag]
+
+
+def _flag_options(spec: SettingSpec) -> dict[str, Any]:
+    text = f"{spec.description} [{spec.env_var}; default {spec.default!r}]"
+    if spec.type_name == "bool":
+        return {"action": argparse.BooleanOptionalAction, "help": text}
+    if spec.choices:
+        return {"choices": spec.choices, "type": str.upper, "help": text}
+    metavar = "A,B" if spec.type_name == "list[str]" else spec.name.upper()
+    return {"metavar": metavar, "help": text}  # strings: load_settings parses them like env values
+
+
+def _read_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the tool's structured result as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="AI-agent task execution history over MCP.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common_flags()]
+    commands.add_parser("serve", parents=common, help="serve MCP over streamable HTTP (/mcp, /healthz)")
+    commands.add_parser("stdio", parents=common, help="serve MCP over stdin/stdout")
+    _add_list(commands.add_parser("list", parents=common, help="recent executions (like tasks_list)"))
+    trace = commands.add_parser("trace", parents=common, help="one trace (like tasks_by_trace)")
+    trace.add_argument("trace_id")
+    _add_last_failed(
+        commands.add_parser("last-failed", parents=common, help="recent failures and error patterns")
+    )
+    get = commands.add_parser("get", parents=common, help="one execution in full (like tasks_get)")
+    get.add_argument("span_id")
+    for name in ("list", "trace", "last-failed", "get"):
+        _read_flags(commands.choices[name])
+    return parser
+
+
+_SINCE = "only executions started at or after this ISO 8601 time (with offset, e.g. 2025-11-04T18:29:12Z)"
+_UNTIL = "only executions started before this ISO 8601 time"
+
+
+def _add_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task-id", help="only this task")
+    parser.add_argument("--status", choices=("running", "success", "failed", "partial", "cancelled"))
+    parser.add_argument("--task-type", help="only this task type")
+    parser.add_argument("--actor", help="only executions started by this actor")
+    parser.add_argument("--since", help=_SINCE)
+    parser.add_argument("--until", help=_UNTIL)
+    parser.add_argument(
+        "--backfilled", action=argparse.BooleanOptionalAction, help="only imported (or live) history"
+    )
+    parser.add_argument(
+        "--retrying", action=argparse.BooleanOptionalAction, help="only retries (or first attempts)"
+    )
+    parser.add_argument("--limit", type=int, default=20, help=f"page size, 1..{LIST_LIMIT_MAX} (default 20)")
+    parser.add_argument("--cursor", help="next page: the cursor printed under the previous page")
+
+
+def _add_last_failed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task-id", help="only this task")
+    parser.add_argument("--since", help=_SINCE)
+    parser.add_argument("--until", help=_UNTIL)
+    parser.add_argument("--limit", type=int, default=10, help=f"1..{FAILED_LIMIT_MAX} (default 10)")
+    parser.add_argument("--unique-errors", action="store_true", help="one failure per distinct stack_hash")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {spec.name: getattr(args, spec.name) for spec in SETTINGS_SPEC}
+    return load_settings(overrides, config_file=args.config)
+
+
+def open_bind_problem(settings: Settings) -> str | None:
+    """Why `serve` must not start, if it must not: an open port with no token is anyone's database."""
+    if settings.token or is_loopback_host(settings.host):
+        return None
+    return (
+        f"refusing to serve on {settings.host}: it is not a loopback address and no token is configured, "
+        "so anyone who can reach the port could read and write the history. "
+        "Set --token (or TASK_HISTORY_TOKEN), or bind 127.0.0.1."
+    )
+
+
+# ---- read commands ---------------------------------------------------------------------
+
+
+async def _list(store: Store, args: argparse.Namespace) -> ToolResult:
+    fields = {name: getattr(args, name) for name in ExecutionFilter.model_fields}
+    filters = ExecutionFilter(**{name: value for name, value in fields.items() if value is not None})
+    return ExecutionList.of(await store.list_executions(filters, limit=args.limit, cursor=args.cursor))
+
+
+async def _trace(store: Store, args: argparse.Namespace) -> ToolResult:
+    return TraceResult.of(await store.trace(args.trace_id))
+
+
+async def _last_failed(store: Store, args: argparse.Namespace) -> ToolResult:
+    window = ExecutionFilter(since=args.since, until=args.until)  # the store's own timestamp rules
+    view = await store.last_failed(
+        limit=args.limit,
+        task_id=args.task_id,
+        since=window.since,
+        until=window.until,
+        unique_errors=args.unique_errors,
+    )
+    return LastFailedResult.of(view)
+
+
+async def _get(store: Store, args: argparse.Namespace) -> ToolResult:
+    detail = await store.get(args.span_id)
+    return ExecutionDocument.of(detail, to_document(detail.execution))
+
+
+_READERS: dict[str, Callable[[Store, argparse.Namespace], Awaitable[ToolResult]]] = {
+    "list": _list,
+    "trace": _trace,
+    "last-failed": _last_failed,
+    "get": _get,
+}
+
+
+async def _read(settings: Settings, args: argparse.Namespace) -> ToolResult:
+    from server.app import open_store  # the MCP stack is only needed once a command runs
+
+    async with await open_store(settings) as store:
+        return await _READERS[args.command](store, args)
+
+
+def _print_result(result: ToolResult, as_json: bool) -> None:
+    print(result.model_dump_json(indent=2) if as_json else terminal_view(result))
+
+
+# ---- serving ---------------------------------------------------------------------------
+
+
+async def _preflight(settings: Settings) -> None:
+    """Open (and migrate) the database before serving, so a bad path fails here with one clear line
+    instead of inside the server's lifespan."""
+    from server.app import open_store
+
+    await (await open_store(settings)).close()
+
+
+def _serve(settings: Settings) -> int:
+    problem = open_bind_problem(settings)
+    if problem:
+        return _fail(problem, 2)
+    asyncio.run(_preflight(settings))
+    import uvicorn
+
+    from server.http import build_http_app, host_header
+
+    where = host_header(settings.host, settings.port)
+    print(f"{PROG}: serving http://{where}/mcp (database {settings.database_url})", file=sys.stderr)
+    uvicorn.run(
+        build_http_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+    )
+    return 0
+
+
+def _stdio(settings: Settings) -> int:
+    from server.app import build_server
+
+    asyncio.run(_preflight(settings))
+    build_server(settings).run("stdio")
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "stdio":
+        return _stdio(settings)
+    _print_result(asyncio.run(_read(settings, args)), args.json)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except SettingsError as error:
+        return _fail(f"bad settings: {error}", 2)
+    except ValidationError as error:
+        return _fail(describe_validation(args.command, error), 2)
+    except StoreError as error:
+        return _fail(describe_store_error(args.command, error), 2 if isinstance(error, InvalidInput) else 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

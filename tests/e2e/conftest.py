@@ -1,0 +1,106 @@
+"""Real servers for end-to-end tests: uvicorn on a free loopback port in a background thread (one per
+test, on the test's own SQLite file), and helpers to spawn the real CLI as a subprocess.
+
+The port is taken by binding a socket to port 0 and handing that very socket to uvicorn, so no other
+process can grab the port between choosing and serving. Readiness is `/healthz` answering 200, polled
+under a deadline."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import uvicorn
+
+from config import Settings, load_settings
+from server.http import build_http_app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The scenario helpers live beside the in-memory tool tests; both suites drive the same scenarios.
+sys.path.insert(0, str(REPO_ROOT / "tests" / "server"))
+
+STARTUP_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    settings: Settings
+    base_url: str
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+
+def make_settings(db: Path, **overrides: Any) -> Settings:
+    """Settings from the shipped defaults and `overrides` only: the developer's environment is ignored."""
+    return load_settings({"database_url": str(db), **overrides}, environ={})
+
+
+def wait_until_healthy(base_url: str, timeout: float = STARTUP_TIMEOUT_S) -> None:
+    """Poll GET /healthz until it answers 200 or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    with httpx2.Client(timeout=2.0) as http:
+        while True:
+            try:
+                if http.get(f"{base_url}/healthz").status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{base_url}/healthz did not answer 200 within {timeout} s")
+            time.sleep(0.02)  # poll interval, not synchronisation: the loop waits on the condition
+
+
+@contextmanager
+def serve_in_thread(settings: Settings) -> Iterator[RunningServer]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
+    config = uvicorn.Config(
+        build_http_app(settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}")
+        yield RunningServer(settings, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "history.db"
+
+
+@pytest.fixture
+def http_server(db_path: Path) -> Iterator[RunningServer]:
+    with serve_in_thread(make_settings(db_path)) as running:
+        yield running
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for a spawned `task-history`: this checkout importable, no TASK_HISTORY_* leaking in."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TASK_HISTORY_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "server.cli", *args]

@@ -1,0 +1,113 @@
+"""The CLI in-process: settings flags, the read commands' tables and --json, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from config import SETTINGS_SPEC, load_settings
+from server.app import open_store
+from server.cli import build_parser, main, open_bind_problem
+from store.models import ErrorInput, FinishRequest, RecordRequest, StartRequest
+
+T0 = "2025-11-04T18:29:12Z"
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A database with one success and one failure, written through the real Store."""
+    for name in [spec.env_var for spec in SETTINGS_SPEC] + ["TASK_HISTORY_CONFIG"]:
+        monkeypatch.delenv(name, raising=False)
+    path = str(tmp_path / "cli.db")
+    asyncio.run(_fill(path))
+    return path
+
+
+async def _fill(path: str) -> None:
+    async with await open_store(load_settings({"database_url": path}, environ={})) as store:
+        await store.record(RecordRequest(task_id="daily_reflection", status="success", started_at=T0))
+        started = await store.start(StartRequest(task_id="nightly_ingest"))
+        error = ErrorInput(type="TimeoutError", message="connection reset")
+        await store.finish(FinishRequest(span_id=started.execution.span_id, status="failed", error=error))
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_prints_a_table_newest_first(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "list", "--db", db)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["STARTED", "STATUS", "TASK"]
+    assert "nightly_ingest" in lines[2] and "daily_reflection" in lines[3]
+    assert "2 of 2 matching executions" in out
+
+
+def test_list_json_is_the_tools_structured_content(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "list", "--db", db, "--status", "failed", "--json")
+    page = json.loads(out)
+    assert code == 0 and page["total"] == 1 and page["executions"][0]["error"]["type"] == "TimeoutError"
+
+
+def test_last_failed_then_trace_then_get_walk_from_a_failure_to_its_record(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = _run(capsys, "last-failed", "--db", db, "--json")
+    failure = json.loads(out)["failures"][0]
+    _, table, _ = _run(capsys, "last-failed", "--db", db)
+    assert "COUNT" in table and "TimeoutError: connection reset" in table
+    _, trace, _ = _run(capsys, "trace", failure["trace_id"], "--db", db)
+    assert "final status failed" in trace and failure["span_id"] in trace
+    code, detail, _ = _run(capsys, "get", failure["span_id"], "--db", db)
+    assert code == 0 and "stack_hash" in detail and "connection reset" in detail
+
+
+def test_an_unknown_span_exits_1_with_the_reason(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "get", "no-such-span", "--db", db)
+    assert code == 1 and "no execution with span_id no-such-span" in err
+
+
+def test_a_naive_timestamp_exits_2_naming_the_flag(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "list", "--db", db, "--since", "2025-11-04T00:00:00")
+    assert code == 2 and "since" in err and "timezone" in err
+    code, _, err = _run(capsys, "last-failed", "--db", db, "--until", "2025-13-01T00:00:00Z")
+    assert code == 2 and "until" in err
+
+
+def test_a_bad_setting_exits_2_naming_the_flag(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "list", "--db", db, "--max-text-chars", "lots")
+    assert code == 2 and "--max-text-chars" in err
+
+
+def test_every_setting_has_a_cli_flag_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    help_text = capsys.readouterr().out
+    for flag in [spec.cli_flag for spec in SETTINGS_SPEC] + ["--db", "--config"]:
+        assert flag in help_text, flag
+
+
+def test_serving_a_public_address_needs_a_token() -> None:
+    local = load_settings({}, environ={})
+    public = load_settings({"host": "0.0.0.0", "token": "t0ken"}, environ={})
+    assert open_bind_problem(local) is None and open_bind_problem(public) is None
+    exposed = public.model_copy(update={"token": ""})  # what the settings model itself refuses to build
+    assert "not a loopback address" in (open_bind_problem(exposed) or "")
+
+
+def test_a_limit_out_of_range_exits_2(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "list", "--db", db, "--limit", "0")
+    assert code == 2 and "limit" in err and "between 1 and 100" in err
+
+
+def test_a_database_that_cannot_be_opened_exits_1_naming_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "list", "--db", str(tmp_path))  # a directory, not a file
+    assert code == 1 and "cannot open the database" in err and str(tmp_path) in err

@@ -1,0 +1,167 @@
+"""Helpers and scenarios shared by the in-memory tool tests (tests/server) and the end-to-end tests
+(tests/e2e), so both transports are driven through exactly the same calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp import Client
+
+T0 = "2025-11-04T18:29:12Z"
+LONG = "x" * 70_000  # over the default max_text_chars (65,536) yet far under the 1 MiB HTTP body limit
+
+# The bad-input table: (tool, arguments, fragments the error text must contain).
+BAD_CALLS: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("tasks_list", {"limit": 0}, ["limit", "greater than or equal to 1", "raise it"]),
+    ("tasks_list", {"limit": 10**9}, ["limit", "less than or equal to 100", "lower it"]),
+    ("tasks_list", {"limit": "many"}, ["limit", "integer"]),
+    ("tasks_list", {"cursor": "garbage!"}, ["cursor", "next_cursor"]),
+    ("tasks_list", {"since": "2025-11-04T18:29:12"}, ["since", "timezone", "2025-11-04T18:29:12Z"]),
+    ("tasks_list", {"since": "2025-02-30T00:00:00Z"}, ["since", "day value is outside", "ISO 8601"]),
+    ("tasks_list", {"until": "last tuesday"}, ["until", "ISO 8601"]),
+    ("tasks_list", {"status": "exploded"}, ["status", "'success'"]),
+    ("tasks_list", {"colour": "red"}, ["unknown argument", "colour", "Accepted arguments"]),
+    ("tasks_last_failed", {"limit": 51}, ["limit", "less than or equal to 50"]),
+    ("tasks_get", {"span_id": "no-such-span"}, ["no execution", "no-such-span", "tasks_list"]),
+    ("tasks_get", {}, ["span_id", "Field required", "add it"]),
+    ("tasks_by_trace", {"trace_id": ""}, ["trace_id", "at least 1 character"]),
+    ("tasks_start", {}, ["task_id", "Field required"]),
+    ("tasks_start", {"task_id": 42}, ["task_id", "string"]),
+    ("tasks_start", {"task_id": "t", "trace_id": "not-a-uuid"}, ["trace_id", "UUIDv4"]),
+    ("tasks_start", {"task_id": "t", "started_at": "2025-11-04T18:29:12"}, ["started_at", "timezone"]),
+    ("tasks_start", {"task_id": "t", "started_at": "3025-01-01T00:00:00Z"}, ["started_at", "3025"]),
+    ("tasks_start", {"task_id": "t", "retry_of": "no-such-span"}, ["retry_of", "no-such-span"]),
+    (
+        "tasks_start",
+        {"task_id": "t", "retrieval": {"memory_count": 2}, "parents": ["a"]},
+        ["parents", "memory_count"],
+    ),
+    ("tasks_start", {"task_id": "t", "retrieval": {"bogus": 1}}, ["retrieval.bogus", "remove it"]),
+    ("tasks_start", {"task_id": "bad\ud800"}, ["task_id", "not valid Unicode", "UTF-8"]),
+    (
+        "tasks_start",
+        {"task_id": "t", "attributes": {"note": ["ok", "bad\udfff"]}},
+        ["attributes.note[1]", "UTF-8"],
+    ),
+    ("tasks_start", {"task_id": "t\x00"}, ["task_id", "control characters"]),
+    ("tasks_finish", {"span_id": "no-such-span", "status": "success"}, ["no execution", "no-such-span"]),
+    ("tasks_finish", {"span_id": "s", "status": "done"}, ["status", "'success'"]),
+    ("tasks_log_event", {"event_type": "exploded", "task_id": "t"}, ["event_type", "task_created", "myorg."]),
+    ("tasks_log_event", {"event_type": "worker_spawned", "task_id": "t"}, ["data.worker_id", "worker_id"]),
+    (
+        "tasks_log_event",
+        {"event_type": "task_created", "task_id": "t", "ts": "yesterday"},
+        ["ts", "ISO 8601"],
+    ),
+    ("tasks_record", {"task_id": "t", "started_at": T0, "status": "failed"}, ["error", "error.type"]),
+    (
+        "tasks_record",
+        {"task_id": "t", "status": "success", "started_at": T0, "ended_at": "2025-11-04T18:29:11Z"},
+        ["ended_at", "before"],
+    ),
+    (
+        "tasks_record",
+        {"task_id": "t", "started_at": T0, "status": "success", "result": LONG},
+        ["result", "70000", "max_text_chars"],
+    ),
+    (
+        "tasks_record",
+        {"task_id": "t", "started_at": T0, "status": "success", "attributes": {"blob": LONG}},
+        ["attributes", "max_data_bytes"],
+    ),
+    (
+        "tasks_record",
+        {"task_id": "t", "started_at": T0, "status": "success", "parents": ["p"] * 1001},
+        ["parents", "max_list_items"],
+    ),
+    ("tasks_record", {"task_id": "t", "status": "success"}, ["started_at", "Field required"]),
+    ("tasks_nonexistent", {}, ["Unknown tool", "offers: tasks_list"]),
+]
+
+SEED_TASK = "task-001"
+WORKER = "worker-scan-001"
+HANDOFF = "handoff-001"
+
+# Seed 000's lifecycle, in order: (event_type, actor, data).
+SEED_000_WALK: list[tuple[str, str, dict[str, Any]]] = [
+    ("task_created", "user-ryan", {"priority": "high"}),
+    ("task_assigned", "coordinator-master", {"assigned_to": "security-master", "priority": "high"}),
+    ("task_started", "security-master", {}),
+    ("worker_spawned", "security-master", {"worker_id": WORKER, "worker_type": "scan-worker"}),
+    ("worker_started", WORKER, {"worker_id": WORKER, "worker_type": "scan-worker"}),
+    ("worker_progress", WORKER, {"worker_id": WORKER, "progress": 50}),
+    ("worker_completed", WORKER, {"worker_id": WORKER, "result": "scan clean"}),
+    ("handoff_created", "security-master", {"handoff_id": HANDOFF, "to_master": "development-master"}),
+    ("handoff_accepted", "development-master", {"handoff_id": HANDOFF}),
+    ("handoff_completed", "development-master", {"handoff_id": HANDOFF}),
+    ("task_completed", "security-master", {"status": "success", "deliverables": ["report.json"]}),
+]
+
+
+async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call `tool`, insist it succeeded, return its structured content."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def text_of(client: Client, tool: str, **arguments: Any) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    return result.content[0].text
+
+
+async def fails(client: Client, tool: str, arguments: dict[str, Any]) -> str:
+    """Call `tool`, insist it was a tool error, return the error text."""
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, f"{tool}({arguments!r}) unexpectedly succeeded: {result.content[0].text}"
+    return result.content[0].text
+
+
+async def assert_readable_error(
+    client: Client, tool: str, arguments: dict[str, Any], fragments: list[str]
+) -> None:
+    """The call is a tool error whose text names the problem (every fragment) in a few lines."""
+    text = await fails(client, tool, arguments)
+    for fragment in fragments:
+        assert fragment.lower() in text.lower(), f"{fragment!r} missing from: {text}"
+    assert "Error executing tool" not in text  # never the SDK's opaque crash text
+    assert len(text) < 2000  # a huge argument is not echoed back
+
+
+async def count_executions(client: Client, **filters: Any) -> int:
+    page = await ok(client, "tasks_list", limit=1, **filters)
+    assert page["total_exact"]
+    return int(page["total"])
+
+
+async def walk_seed_000(client: Client) -> str:
+    """Log seed 000's task-001 lifecycle; returns the trace_id the task's execution got."""
+    trace_id = None
+    for event_type, actor, data in SEED_000_WALK:
+        logged = await ok(
+            client, "tasks_log_event", event_type=event_type, task_id=SEED_TASK, actor=actor, data=data
+        )
+        assert logged["anomaly"] is None, (event_type, logged["anomaly"])
+        trace_id = trace_id or logged["task"]["current_trace_id"]
+    assert trace_id is not None
+    return trace_id
+
+
+async def check_seed_000_trace(client: Client, trace_id: str) -> None:
+    """The trace holds the task's execution, the worker's child execution under it, and the events."""
+    trace = await ok(client, "tasks_by_trace", trace_id=trace_id)
+    assert trace["found"] and trace["final_status"] == "success"
+    by_worker = {e["worker_id"]: e for e in trace["executions"]}
+    task_run, worker_run = by_worker[None], by_worker[WORKER]
+    assert task_run["task_id"] == SEED_TASK and task_run["status"] == "success"
+    assert worker_run["status"] == "success" and worker_run["parent_span_id"] == task_run["span_id"]
+    assert [event["event_type"] for event in trace["events"]] == [event for event, _, _ in SEED_000_WALK]
+
+
+async def fail_once(client: Client, task_id: str, message: str = "boom", **start: Any) -> dict[str, Any]:
+    """Start and fail one execution of `task_id`; returns the finish answer."""
+    started = await ok(client, "tasks_start", task_id=task_id, **start)
+    error = {"type": "TimeoutError", "message": message, "stack": 'File "job.py", line 3, in run'}
+    return await ok(client, "tasks_finish", span_id=started["span_id"], status="failed", error=error)
