@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
 ENV_PREFIX = "TASK_HISTORY_"
@@ -143,15 +143,8 @@ class Settings(BaseModel):
             raise ValueError("must be printable ASCII without spaces (it travels in an HTTP header)")
         return value
 
-    @model_validator(mode="after")
-    def _remote_bind_needs_token(self) -> Settings:
-        if not self.token and not is_loopback_host(self.host):
-            raise _RuleError(
-                "host",
-                f"host {self.host!r} is not a loopback address; set a token "
-                f"({ENV_PREFIX}TOKEN / --token) before binding it",
-            )
-        return self
+    # "A non-loopback bind needs a token" is checked where binding happens (`task-history serve`),
+    # not here: stdio and the terminal commands never bind, and must work whatever the host says.
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,10 +194,9 @@ def test_unknown_choice_value_names_the_variable() -> None:
         load_settings(environ={"TASK_HISTORY_LOG_LEVEL": "loud"})
 
 
-def test_binding_a_non_loopback_host_requires_a_token() -> None:
-    with pytest.raises(SettingsError, match=r"^TASK_HISTORY_HOST: host '0.0.0.0' is not a loopback"):
-        load_settings(environ={"TASK_HISTORY_HOST": "0.0.0.0"})
-    assert load_settings({"token": "s3cret"}, environ={"TASK_HISTORY_HOST": "0.0.0.0"}).host == "0.0.0.0"
+def test_a_non_loopback_host_loads_so_commands_that_never_bind_still_work() -> None:
+    # `serve` refuses to bind it without a token (tested in tests/e2e); stdio and list must not care.
+    assert load_settings(environ={"TASK_HISTORY_HOST": "0.0.0.0"}).host == "0.0.0.0"
 
 
 def test_a_bad_token_is_reported_without_revealing_it() -> None:
