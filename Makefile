@@ -7,8 +7,8 @@ VENV = .venv
 STAMP = $(VENV)/.installed
 # The editable install maps each top-level package when it is built, so a
 # package that appears later (server/, store/) must trigger a reinstall.
-PACKAGE_INITS = $(wildcard server/__init__.py store/__init__.py config/__init__.py)
-LINT_PATHS = $(wildcard server store config tests bench)
+PACKAGE_INITS = $(wildcard server/__init__.py store/__init__.py config/__init__.py recorder/__init__.py)
+LINT_PATHS = $(wildcard server store config tests bench recorder examples)
 
 .DEFAULT_GOAL := test
 .PHONY: install serve test lint bench clean

@@ -130,6 +130,17 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="lowest severity of log records the server emits"
     )
+    retain_success_days: int = Field(
+        90, ge=0, description="days `task-history prune` keeps successful and cancelled executions (0: forever)"
+    )
+    retain_failed_days: int = Field(
+        365, ge=0, description="days `task-history prune` keeps failed and partial executions (0: forever)"
+    )
+    retain_events_days: int = Field(
+        365,
+        ge=0,
+        description="days `task-history prune` keeps lifecycle events (0: forever); a running execution's stay",
+    )
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")
     @classmethod

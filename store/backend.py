@@ -4,10 +4,12 @@ learns which one it is talking to."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from store.analysis import FailurePatterns, SideEffectPage, Story, TaskStats
 from store.models import (
     EventRequest,
     EventResult,
@@ -18,6 +20,7 @@ from store.models import (
     FinishRequest,
     FinishResult,
     LastFailed,
+    LifecycleEvent,
     RecordRequest,
     StartRequest,
     StartResult,
@@ -25,6 +28,8 @@ from store.models import (
     TaskTimeline,
     TraceView,
 )
+from store.records import IdKind, ImportOutcome, Page, PruneBatch, PruneCounts, Retention, StoredTask
+from store.transfer import Row, Table, TableReport
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class BackendOptions:
 
 class Backend(Protocol):
     async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
 
     async def start(self, req: StartRequest) -> StartResult: ...
 
@@ -63,3 +70,71 @@ class Backend(Protocol):
     async def task_status(self, task_id: str) -> TaskStatus: ...
 
     async def timeline(self, task_id: str, limit: int) -> TaskTimeline: ...
+
+    # ---- moving a history between backends (store.admin.copy_history) ----------------
+
+    async def scan_rows(self, table: Table, after: Any, limit: int) -> list[Row]:
+        """Raw rows in key order after `after`; row[0] is the key, row[1:] the columns."""
+        ...
+
+    async def copy_rows(self, table: Table, rows: list[Row]) -> TableReport:
+        """Store the rows the backend does not have yet (idempotent)."""
+        ...
+
+    # ---- import, export, retention, span export tracking (store.sqlite.history) ----------
+
+    async def import_event(self, event: LifecycleEvent) -> bool: ...
+
+    async def import_task(self, task: StoredTask) -> ImportOutcome: ...
+
+    async def scan_executions(
+        self, after: int, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[Execution]: ...
+
+    async def scan_events(
+        self, after: int, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[LifecycleEvent]: ...
+
+    async def scan_tasks(
+        self, after: str, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[StoredTask]: ...
+
+    async def known_ids(self, kind: IdKind, ids: Sequence[str]) -> set[str]: ...
+
+    async def exported_spans(self, destination: str, span_ids: Sequence[str]) -> set[str]: ...
+
+    async def mark_exported(self, destination: str, span_ids: Sequence[str], at: datetime) -> int: ...
+
+    async def prune_traces(
+        self, retention: Retention, after: str, limit: int
+    ) -> tuple[PruneBatch, str | None]: ...
+
+    async def prune_events(
+        self, before: datetime, after: int, limit: int
+    ) -> tuple[PruneBatch, int | None]: ...
+
+    async def prune_orphan_tasks(
+        self, before: datetime, after: str, limit: int
+    ) -> tuple[PruneBatch, str | None]: ...
+
+    async def prune(self, batch: PruneBatch) -> PruneCounts: ...
+
+    # ---- debugging reads (store.sqlite.analysis_reads) -----------------------------------
+
+    async def failure_patterns(
+        self, task_id: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int
+    ) -> FailurePatterns: ...
+
+    async def run_stats(
+        self, task_id: str | None, task_type: str | None, since: datetime | None, until: datetime | None,
+        group_by: str | None, workers: bool, limit: int,
+    ) -> TaskStats: ...  # fmt: skip
+
+    async def story(
+        self, task_id: str | None, trace_id: str | None, until: datetime | None, limit: int
+    ) -> Story: ...
+
+    async def side_effects(
+        self, kind: str, value: str, since: datetime | None, until: datetime | None, task_id: str | None,
+        limit: int, cursor: str | None,
+    ) -> SideEffectPage: ...  # fmt: skip

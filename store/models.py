@@ -184,6 +184,9 @@ class EventRequest(_Model):
     data: dict[str, Any] = Field(default_factory=dict)
     ts: Timestamp | None = None
     event_id: Identifier | None = None
+    backfilled: bool = Field(
+        default=False, description="imported history (store.importers): the executions it opens are backfilled"
+    )
 
 
 class LifecycleEvent(_Model):

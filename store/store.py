@@ -6,15 +6,29 @@ Writes return only after their transaction has committed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from pydantic import BaseModel
 
+from store.analysis import (
+    EFFECTS_LIMIT_MAX,
+    PATTERNS_LIMIT_MAX,
+    STATS_GROUPS_MAX,
+    STORY_LIMIT_MAX,
+    FailurePatterns,
+    SideEffectKind,
+    SideEffectPage,
+    StatsGroupBy,
+    Story,
+    TaskStats,
+)
 from store.backend import Backend, BackendOptions
-from store.errors import InvalidInput
+from store.engines import open_backend
+from store.errors import InvalidInput, StoreError, StoreUnavailable
+from store.lifecycle import check_event
 from store.models import (
     EventRequest,
     EventResult,
@@ -25,6 +39,7 @@ from store.models import (
     FinishRequest,
     FinishResult,
     LastFailed,
+    LifecycleEvent,
     RecordRequest,
     StartRequest,
     StartResult,
@@ -32,12 +47,14 @@ from store.models import (
     TaskTimeline,
     TraceView,
 )
-from store.lifecycle import check_event
+from store.records import IdKind, ImportOutcome, Page, PruneBatch, PruneCounts, Retention, StoredTask
 from store.rules import Policy, check_data
+from store.timeutil import now_utc
 
 LIST_LIMIT_MAX = 100
 FAILED_LIMIT_MAX = 50
 TIMELINE_LIMIT_MAX = 500
+SCAN_LIMIT = 500
 
 
 class Store:
@@ -49,15 +66,31 @@ class Store:
 
     @classmethod
     async def open(cls, database_url: str, *, policy: Policy | None = None, options: BackendOptions | None = None) -> Store:
-        """Open (creating and migrating) the database at `database_url`."""
-        from store.sqlite.backend import SqliteBackend, sqlite_path
-
+        """Open (creating and migrating) the database at `database_url`: a SQLite path or
+        sqlite:/// URL, or a postgresql:// URL (store.engines)."""
         policy = policy or Policy()
-        backend = await SqliteBackend.open(sqlite_path(database_url), policy, options or BackendOptions())
+        try:
+            backend = await open_backend(database_url, policy, options or BackendOptions())
+        except StoreError:
+            raise
+        except Exception as exc:  # OSError, a driver's connection error: say which database, and how to fix
+            raise StoreUnavailable(
+                f"cannot open the database {database_url!r} ({exc})",
+                hint="Point --db / TASK_HISTORY_DATABASE_URL at a writable file location or a reachable server.",
+            ) from exc
         return cls(backend, policy)
 
     async def close(self) -> None:
         await self._backend.close()
+
+    async def ping(self) -> None:
+        """Prove a reader answers (for health checks); raises StoreUnavailable when it does not."""
+        try:
+            await self._backend.ping()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"the database did not answer ({exc})") from exc
 
     async def __aenter__(self) -> Store:
         return self
@@ -134,6 +167,136 @@ class Store:
         """A task's state, executions and events in time order (the most recent `limit` of each)."""
         _check_limit(limit, TIMELINE_LIMIT_MAX)
         return await self._backend.timeline(task_id, limit)
+
+    # ---- whole-history moves: import, export, retention (store.importers, store.export, ...) ----
+
+    @property
+    def policy(self) -> Policy:
+        """What this store enforces at write time (importers scrub foreign records the same way)."""
+        return self._policy
+
+    async def import_event(self, event: LifecycleEvent) -> bool:
+        """Store an event exactly as exported, without re-applying what it does; False if its id exists."""
+        check_encodable(event)
+        return await self._backend.import_event(event)
+
+    async def import_task(self, task: StoredTask) -> ImportOutcome:
+        """Store a task row as exported; an existing row is replaced only by a newer one."""
+        check_encodable(task)
+        return await self._backend.import_task(task)
+
+    async def scan_executions(
+        self,
+        *,
+        after: int = 0,
+        limit: int = SCAN_LIMIT,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[Execution]:
+        """Every execution started in [since, until), in storage order, one page at a time."""
+        return await self._backend.scan_executions(after, limit, since, until)
+
+    async def scan_events(
+        self,
+        *,
+        after: int = 0,
+        limit: int = SCAN_LIMIT,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[LifecycleEvent]:
+        """Every event whose ts is in [since, until), in storage order, one page at a time."""
+        return await self._backend.scan_events(after, limit, since, until)
+
+    async def scan_tasks(
+        self,
+        *,
+        after: str = "",
+        limit: int = SCAN_LIMIT,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[StoredTask]:
+        """Task rows by task_id; with a window, the tasks with an execution or event in it."""
+        return await self._backend.scan_tasks(after, limit, since, until)
+
+    async def known_ids(self, kind: IdKind, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` (span ids, event ids, task ids or idempotency keys) are already stored."""
+        return await self._backend.known_ids(kind, ids)
+
+    async def exported_spans(self, destination: str, span_ids: Sequence[str]) -> set[str]:
+        """Which of these spans were already delivered to `destination` (an OTLP endpoint)."""
+        return await self._backend.exported_spans(destination, span_ids)
+
+    async def mark_exported(self, destination: str, span_ids: Sequence[str]) -> int:
+        return await self._backend.mark_exported(destination, span_ids, now_utc())
+
+    async def prune_traces(
+        self, retention: Retention, *, after: str = "", limit: int = SCAN_LIMIT
+    ) -> tuple[PruneBatch, str | None]:
+        """The next traces retention lets go: nothing running, every execution past its cutoff."""
+        return await self._backend.prune_traces(retention, after, limit)
+
+    async def prune_events(
+        self, before: datetime, *, after: int = 0, limit: int = SCAN_LIMIT
+    ) -> tuple[PruneBatch, int | None]:
+        """Events older than `before` that belong to nothing still running."""
+        return await self._backend.prune_events(before, after, limit)
+
+    async def prune_orphan_tasks(
+        self, before: datetime, *, after: str = "", limit: int = SCAN_LIMIT
+    ) -> tuple[PruneBatch, str | None]:
+        """Task rows with nothing left to summarize, untouched since `before`."""
+        return await self._backend.prune_orphan_tasks(before, after, limit)
+
+    async def prune(self, batch: PruneBatch) -> PruneCounts:
+        """Delete a batch in one transaction; parts that changed since they were read are kept."""
+        return await self._backend.prune(batch)
+
+    # ---- debugging reads (store.analysis) --------------------------------------------
+
+    async def failure_patterns(
+        self, *, task_id: str | None = None, since: datetime | None = None, until: datetime | None = None,
+        limit: int = 10, offset: int = 0,
+    ) -> FailurePatterns:  # fmt: skip
+        """Failure groups by fingerprint in the window, commonest first, `limit` from `offset`."""
+        _check_limit(limit, PATTERNS_LIMIT_MAX)
+        if offset < 0:
+            raise InvalidInput("offset", f"is {offset}; it must be 0 or more")
+        return await self._backend.failure_patterns(task_id, since, until, limit, offset)
+
+    async def stats(
+        self, *, task_id: str | None = None, task_type: str | None = None, since: datetime | None = None,
+        until: datetime | None = None, group_by: StatsGroupBy | None = None, workers: bool = False,
+        limit: int = 20,
+    ) -> TaskStats:  # fmt: skip
+        """Run counts, rates, duration percentiles and token totals, overall or per group."""
+        _check_limit(limit, STATS_GROUPS_MAX)
+        return await self._backend.run_stats(task_id, task_type, since, until, group_by, workers, limit)
+
+    async def story(
+        self, *, task_id: str | None = None, trace_id: str | None = None, until: datetime | None = None,
+        limit: int = STORY_LIMIT_MAX,
+    ) -> Story:  # fmt: skip
+        """The most recent executions and events of one task or one trace before `until`."""
+        if (task_id is None) == (trace_id is None):
+            raise InvalidInput(
+                "task_id",
+                "give exactly one of task_id and trace_id",
+                hint="A timeline is of one task or one trace.",
+            )
+        _check_limit(limit, STORY_LIMIT_MAX)
+        trace = trace_id.strip().lower() if trace_id else None
+        return await self._backend.story(task_id, trace, until, limit)
+
+    async def side_effects(
+        self, kind: SideEffectKind, value: str, *, since: datetime | None = None,
+        until: datetime | None = None, task_id: str | None = None, limit: int = 20, cursor: str | None = None,
+    ) -> SideEffectPage:  # fmt: skip
+        """Executions that declared this side effect (a file written, a directory, a tool called),
+        newest first, one keyset page at a time."""
+        _check_limit(limit, EFFECTS_LIMIT_MAX)
+        if not value:
+            raise InvalidInput(kind, "is empty", hint="Name a file path, a directory ending in /, or a tool.")
+        return await self._backend.side_effects(kind, value, since, until, task_id, limit, cursor)
 
 
 def _check_limit(limit: int, maximum: int) -> None:

@@ -34,11 +34,14 @@ from store.rules import Policy
 from store.sqlite import queries as q
 from store.sqlite import rows
 from store.sqlite.events import event_job
+from store.sqlite.analysis_reads import AnalysisMixin
+from store.sqlite.history import HistoryMixin
 from store.sqlite.jobs import WriteContext, finish_job, import_job, record_job, start_job
 from store.sqlite.reader import ReaderPool, Snapshot
 from store.sqlite.schema import migrate
 from store.sqlite.writer import Writer
 from store.timeutil import from_us, now_utc, to_us
+from store.transfer import TransferMixin
 
 RECENT_EVENTS = 5
 PATTERNS_SHOWN = 20
@@ -64,7 +67,7 @@ def connect_writer(path: str, options: BackendOptions) -> sqlite3.Connection:
     return conn
 
 
-class SqliteBackend:
+class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
     def __init__(self, writer: Writer, readers: ReaderPool, executor: ThreadPoolExecutor, policy: Policy) -> None:
         self._writer = writer
         self._readers = readers
@@ -86,6 +89,10 @@ class SqliteBackend:
         await self._writer.close()
         await self._readers.close()
         self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        async with self._readers.snapshot() as snap:
+            await snap.one("SELECT 1")
 
     def _context(self) -> WriteContext:
         return WriteContext(policy=self._policy, now=now_utc())

@@ -125,7 +125,7 @@ def _open_task(
         retry_of=retried.span_id if retried else None, started_at=ts,
     )  # fmt: skip
     execution = rules.new_execution(start, ctx.policy, rules.Lineage(retried=retried), ctx.now)
-    stored = insert_execution(conn, execution).execution
+    stored = insert_execution(conn, execution.model_copy(update={"backfilled": req.backfilled})).execution
     _point_at(applied, stored)
     applied.opened = stored.span_id
     task.update(current_trace_id=stored.trace_id, current_span_id=stored.span_id)
@@ -183,7 +183,9 @@ def _open_worker(
         started_at=ts, task_name=_text(req.data, "task_name"),
     )  # fmt: skip
     execution = rules.new_execution(start, ctx.policy, rules.Lineage(parent=parent), ctx.now)
-    stored = insert_execution(conn, execution.model_copy(update={"worker_id": worker_id})).execution
+    stored = insert_execution(
+        conn, execution.model_copy(update={"worker_id": worker_id, "backfilled": req.backfilled})
+    ).execution
     _point_at(applied, stored)
     applied.opened = stored.span_id
 

@@ -23,6 +23,7 @@ from store.models import (
     StartResult,
 )
 from store.sqlite import rows
+from store.sqlite.derived import index_execution
 from store.sqlite.rows import EXECUTION_COLUMNS, EXECUTION_SELECT, TASK_SELECT
 from store.timeutil import to_us
 
@@ -106,6 +107,7 @@ def insert_execution(conn: Tx, execution: Execution) -> StartResult:
     collision = conn.try_insert(_INSERT_EXECUTION, rows.execution_row(execution))
     if collision is not None:
         return StartResult(execution=_twin_of(conn, execution, collision), duplicate=True)
+    index_execution(conn, execution)  # failures and side_effects (store.sqlite.derived)
     return StartResult(execution=execution, duplicate=False)
 
 
@@ -147,6 +149,7 @@ def finish_execution(conn: Tx, current: Execution, req: FinishRequest, ctx: Writ
         return _finished_already(current, req)
     done = rules.finished(current, req, ctx.policy, ctx.now)
     conn.execute(_UPDATE_OUTCOME, _outcome_values(done))
+    index_execution(conn, done)
     if done.parent_span_id is None:
         _task_finished(conn, done, ctx.now)
     return FinishResult(execution=done, already_finished=False)

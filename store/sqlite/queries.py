@@ -98,7 +98,9 @@ def list_page(f: ExecutionFilter, limit: int, cursor: Cursor | None) -> Query:
 
 def count_capped(f: ExecutionFilter) -> Query:
     where, params = filter_clause(f)
-    return f"SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE {where} LIMIT ?)", [*params, COUNT_CAP + 1]
+    # PostgreSQL (before 16) wants every subquery in FROM named; SQLite does not mind.
+    sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE {where} LIMIT ?) AS capped"
+    return sql, [*params, COUNT_CAP + 1]
 
 
 def trace_executions(trace_id: str) -> Query:
@@ -144,7 +146,7 @@ def last_failed_unique(task_id: str | None, since_us: int | None, until_us: int 
     sql = (
         f"SELECT {EXECUTION_SELECT} FROM (SELECT *, ROW_NUMBER() OVER "
         f"(PARTITION BY stack_hash ORDER BY started_us DESC, seq DESC) AS rn FROM executions WHERE {where}) "
-        "WHERE rn = 1 ORDER BY started_us DESC, seq DESC LIMIT ?"
+        "AS ranked WHERE rn = 1 ORDER BY started_us DESC, seq DESC LIMIT ?"
     )
     return sql, [*params, limit + 1]
 

@@ -2,7 +2,11 @@
 up while a transaction commits, and the next transaction takes all of them (group commit),
 so one fsync covers many writes. Each job runs in its own savepoint: a job that fails
 leaves nothing behind and does not disturb the others. A job's caller is answered only
-after COMMIT has returned, so an acknowledged write is durable."""
+after COMMIT has returned, so an acknowledged write is durable.
+
+`GroupCommitWriter` is the engine-neutral half (the queue, the batching, answering callers);
+`Writer` runs a batch on sqlite3. The PostgreSQL engine subclasses the same base
+(store.postgres.writer), so both engines commit writes the same way."""
 
 from __future__ import annotations
 
@@ -25,10 +29,10 @@ class _Pending:
     future: asyncio.Future[Any]
 
 
-class Writer:
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, batch_max: int) -> None:
-        self._conn = conn
-        self._tx = SqliteTx(conn)
+class GroupCommitWriter:
+    """Queues jobs and hands each batch to `_commit` on the executor's single thread."""
+
+    def __init__(self, executor: ThreadPoolExecutor, batch_max: int) -> None:
         self._executor = executor
         self._batch_max = batch_max
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
@@ -66,7 +70,19 @@ class Writer:
         return batch, False
 
     def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[tuple[bool, Any]]:
-        """Runs on the writer thread: one transaction, one savepoint per job."""
+        """Runs on the writer thread: commit `jobs` in one transaction; one (ok, value) per job."""
+        raise NotImplementedError
+
+
+class Writer(GroupCommitWriter):
+    """The SQLite writer: a batch is one BEGIN IMMEDIATE transaction, one savepoint per job."""
+
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, batch_max: int) -> None:
+        self._conn = conn
+        self._tx = SqliteTx(conn)
+        super().__init__(executor, batch_max)
+
+    def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[tuple[bool, Any]]:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

@@ -195,3 +195,17 @@ async def test_sql_looking_text_is_stored_verbatim(store: Store) -> None:
     started = (await store.start(StartRequest(task_id=sneaky))).execution
     page = await store.list_executions()
     assert page.executions[0].task_id == sneaky and started.task_id == sneaky
+
+
+async def test_opening_an_unusable_path_says_which_database_and_how_to_fix_it(tmp_path: Path) -> None:
+    from store import StoreUnavailable
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreUnavailable, match="TASK_HISTORY_DATABASE_URL") as caught:
+        await Store.open(str(blocker / "sub" / "h.db"))
+    assert str(blocker) in str(caught.value)
+
+
+async def test_ping_answers_on_an_open_store(store: Store) -> None:
+    await store.ping()

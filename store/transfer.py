@@ -1,0 +1,154 @@
+"""Moving a history between backends row for row: full scans in key order, and copy jobs that
+insert what the target lacks. Engine-neutral (`?` SQL through a snapshot or a `store.dbapi.Tx`),
+so `store.admin.copy_history` can read one engine and write the other.
+
+Rows travel as raw column tuples, not models: a copy keeps what is stored (including task
+columns that no model carries, such as last_event_us), and never refuses an old row that a
+newer rule would reject. Each row is recognized by its natural key (span_id, event_id,
+task_id), so copying again adds nothing; a row that collides with a *different* row in the
+target is reported as a conflict, never dropped silently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from store.dbapi import Tx
+from store.sqlite.derived import index_execution
+from store.sqlite.jobs import Job
+from store.sqlite.rows import EVENT_COLUMNS, EXECUTION_COLUMNS, TASK_COLUMNS, execution_from
+
+Table = Literal["executions", "events", "tasks"]
+TABLES: tuple[Table, ...] = ("executions", "events", "tasks")
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    scan_key: str  # the keyset column a full scan walks in order
+    first_key: Any  # below every real key
+    columns: tuple[str, ...]
+    identity: str  # the natural key that says "this row is already there"
+
+
+SPECS: dict[Table, _Spec] = {
+    "executions": _Spec("seq", 0, EXECUTION_COLUMNS, "span_id"),
+    "events": _Spec("seq", 0, EVENT_COLUMNS, "event_id"),
+    "tasks": _Spec("task_id", "", TASK_COLUMNS, "task_id"),
+}
+
+
+@dataclass
+class TableReport:
+    """What copying one table did."""
+
+    copied: int = 0
+    updated: int = 0
+    skipped: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+    def merge(self, other: TableReport) -> None:
+        self.copied += other.copied
+        self.updated += other.updated
+        self.skipped += other.skipped
+        self.conflicts += other.conflicts
+
+
+def scan_query(table: Table, after: Any, limit: int) -> tuple[str, list[Any]]:
+    """Up to `limit` rows after `after` in key order; row[0] is the scan key, row[1:] the columns."""
+    key, columns = SPECS[table].scan_key, ", ".join(SPECS[table].columns)
+    return f"SELECT {key}, {columns} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?", [after, limit]
+
+
+def copy_job(table: Table, rows: list[Row]) -> Job[TableReport]:
+    """Store each row (columns in SPECS order) unless the target already has it."""
+    copier = _COPIERS[table]
+
+    def run(tx: Tx) -> TableReport:
+        report = TableReport()
+        for row in rows:
+            copier(tx, dict(zip(SPECS[table].columns, row, strict=True)), report)
+        return report
+
+    return run
+
+
+def _insert(tx: Tx, table: Table, row: dict[str, Any]) -> str | None:
+    """Insert `row`; the collision's description when a unique key is taken."""
+    columns = SPECS[table].columns
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    collision = tx.try_insert(sql, [row[c] for c in columns])
+    return None if collision is None else str(collision)
+
+
+def _update(tx: Tx, table: Table, row: dict[str, Any], guard: str, *guard_params: Any) -> None:
+    """Overwrite the stored row with `row` where `guard` (an extra condition) holds."""
+    spec = SPECS[table]
+    names = [c for c in spec.columns if c != spec.identity]
+    sql = f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in names)} WHERE {spec.identity} = ? AND {guard}"
+    tx.execute(sql, [*(row[c] for c in names), row[spec.identity], *guard_params])
+
+
+def _copy_execution(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
+    found = tx.execute(
+        "SELECT task_id, status FROM executions WHERE span_id = ?", (row["span_id"],)
+    ).fetchone()
+    if found is None:
+        if (collision := _insert(tx, "executions", row)) is None:
+            report.copied += 1
+            _index(tx, row)
+        else:
+            report.conflicts.append(f"execution {row['span_id']} collides with another row ({collision})")
+    elif found[0] != row["task_id"]:
+        report.conflicts.append(f"execution {row['span_id']} belongs to task {found[0]} in the target")
+    elif found[1] == "running" and row["status"] != "running":
+        # Copied while it ran and finished since: bring the outcome over.
+        _update(tx, "executions", row, "status = 'running'")
+        report.updated += 1
+        _index(tx, row)
+    else:
+        report.skipped += 1
+
+
+def _index(tx: Tx, row: dict[str, Any]) -> None:
+    """The failures and side_effects rows the write path would have made (store.sqlite.derived)."""
+    index_execution(tx, execution_from([row[c] for c in EXECUTION_COLUMNS]))
+
+
+def _copy_event(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
+    # Events are append-only and event_id is their only unique key: a collision is this event.
+    if _insert(tx, "events", row) is None:
+        report.copied += 1
+    else:
+        report.skipped += 1
+
+
+def _copy_task(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
+    found = tx.execute("SELECT updated_us FROM tasks WHERE task_id = ?", (row["task_id"],)).fetchone()
+    if found is None:
+        _insert(tx, "tasks", row)  # task_id is its only key, just seen free
+        report.copied += 1
+    elif found[0] < row["updated_us"]:
+        # The source's state is newer (it changed since the last copy): it wins.
+        _update(tx, "tasks", row, "updated_us < ?", row["updated_us"])
+        report.updated += 1
+    else:
+        report.skipped += 1
+
+
+_COPIERS = {"executions": _copy_execution, "events": _copy_event, "tasks": _copy_task}
+
+
+class TransferMixin:
+    """`scan_rows` and `copy_rows` for a backend with a snapshot pool (`_readers`) and a
+    group-committing writer (`_writer`); both engines have them."""
+
+    _readers: Any
+    _writer: Any
+
+    async def scan_rows(self, table: Table, after: Any, limit: int) -> list[Row]:
+        async with self._readers.snapshot() as snap:
+            return [tuple(row) for row in await snap.all(*scan_query(table, after, limit))]
+
+    async def copy_rows(self, table: Table, rows: list[Row]) -> TableReport:
+        return await self._writer.submit(copy_job(table, rows))  # type: ignore[no-any-return]
