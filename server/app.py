@@ -16,12 +16,15 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import Tool as MCPTool
 
 from config import Settings
 from server.errors import check_arguments, to_tool_error, unknown_tool
+from server.listing import compact_tool
+from server.prompts import register_prompts
+from server.resources import register_resources
 from server.tools import WRITE_TOOLS, register, tools_for
 from store.backend import BackendOptions
-from store.errors import StoreError, StoreUnavailable
 from store.rules import Policy
 from store.store import Store
 
@@ -30,8 +33,12 @@ INSTRUCTIONS = """\
 task-history records AI-agent and scheduler task executions and their lifecycle events.
 Record: tasks_start when work begins and tasks_finish(span_id, status) when it ends; tasks_record for a
 whole execution after the fact; tasks_log_event for lifecycle events (task_created ... handoff_completed).
-Debug: tasks_last_failed (recent failures + error patterns) -> tasks_by_trace(trace_id) (the whole story,
-retries included) -> tasks_list (filters, paging) or tasks_get(span_id) (one execution in full).
+Debug: tasks_last_failed (recent failures + error patterns) -> tasks_failure_patterns (groups, trends,
+retry fixes) -> tasks_by_trace(trace_id) (the whole story) -> tasks_list / tasks_stats / tasks_timeline
+for one task; tasks_get(span_id) shows one execution in full; tasks_side_effects finds who wrote a file
+or called a tool.
+Read tools take detail (summary|standard|full) and max_tokens; a cut answer says truncated=true and how to
+get the rest. Prompt: debug_recent_failures. Resources: task-history://execution/{span_id}, .../trace/{id}.
 Timestamps are ISO 8601 with a UTC offset (2025-11-04T18:29:12Z)."""
 
 
@@ -69,17 +76,7 @@ def options_of(settings: Settings) -> BackendOptions:
 
 async def open_store(settings: Settings) -> Store:
     """The store as the settings describe it (used by the server and the CLI alike)."""
-    try:
-        return await Store.open(
-            settings.database_url, policy=policy_of(settings), options=options_of(settings)
-        )
-    except StoreError:
-        raise
-    except Exception as error:  # the backend lets OSError / sqlite3.Error escape from open(); say where
-        raise StoreUnavailable(
-            f"cannot open the database {settings.database_url!r} ({error})",
-            hint="Check that the path is a writable file location (--db / TASK_HISTORY_DATABASE_URL).",
-        ) from error
+    return await Store.open(settings.database_url, policy=policy_of(settings), options=options_of(settings))
 
 
 class TaskHistoryServer(MCPServer[Runtime]):
@@ -97,6 +94,12 @@ class TaskHistoryServer(MCPServer[Runtime]):
         self.config = settings  # not `settings`: MCPServer uses that name for its own
         self.live_store: Store | None = None  # set while an HTTP lifespan runs; /healthz probes it
         self._arguments = register(self, tools_for(settings.read_only))
+        register_resources(self)
+        register_prompts(self)
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools with compact schemas (server.listing): what every client pays for up front."""
+        return [compact_tool(tool) for tool in await super().list_tools()]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None

@@ -30,8 +30,6 @@ MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 REALM = "task-history"
-# An indexed lookup of a trace that cannot exist: proves a reader connection answers, costs nothing.
-_PROBE_TRACE_ID = "00000000-0000-4000-8000-000000000000"
 
 
 def host_header(host: str, port: int) -> str:
@@ -99,7 +97,7 @@ def health_endpoint(server: TaskHistoryServer) -> Callable[[Request], Awaitable[
         if store is None:
             return JSONResponse({"status": "unavailable", "database": "not open"}, status_code=503)
         try:
-            await store.trace(_PROBE_TRACE_ID)
+            await store.ping()
         except StoreError as error:
             return JSONResponse({"status": "unavailable", "database": str(error)}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok", "read_only": server.config.read_only})

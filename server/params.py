@@ -8,10 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from server.budget import MAX_TOKENS_LIMIT, MIN_MAX_TOKENS
+from store.analysis import EFFECTS_LIMIT_MAX, PATTERNS_LIMIT_MAX, STATS_GROUPS_MAX
 from store.models import ErrorInput, Identifier, IOEffects, Retrieval, Timestamp, Usage
 from store.store import FAILED_LIMIT_MAX, LIST_LIMIT_MAX
 
-_TS = "ISO 8601 with a UTC offset, e.g. 2025-11-04T18:29:12Z"
+_TS = "ISO 8601 with offset, e.g. 2025-11-04T18:29:12Z"
 
 # ---- read tools ------------------------------------------------------------------------
 
@@ -38,6 +40,21 @@ FailedLimit = Annotated[
 UniqueErrors = Annotated[bool, Field(description="one failure per distinct error (stack_hash)")]
 TraceId = Annotated[str, Field(min_length=1, max_length=100, description="a trace_id (UUIDv4)")]
 SpanId = Annotated[Identifier, Field(description="an execution's span_id (tasks_start returns it)")]
+DetailArg = Annotated[
+    Literal["summary", "standard", "full"],
+    Field(description="fields per record: summary = ids, status, error, timing; full adds stacks, results"),
+]
+MaxTokens = Annotated[
+    int,
+    Field(
+        ge=MIN_MAX_TOKENS,
+        le=MAX_TOKENS_LIMIT,
+        description="answer budget; over it fields, then items, are left out (and named)",
+    ),
+]  # fmt: skip
+TraceCursor = Annotated[
+    str | None, Field(max_length=1000, description="next_cursor of the previous answer, unchanged")
+]
 
 # ---- write tools -----------------------------------------------------------------------
 
@@ -102,3 +119,32 @@ EventData = Annotated[
 ]
 EventTime = Annotated[Timestamp | None, Field(description=f"when it happened (default now); {_TS}")]
 EventId = Annotated[Identifier | None, Field(description="your id for it; the same id again is a no-op")]
+
+# ---- debugging tools (server.tools_debug) ------------------------------------------------
+
+PatternsLimit = Annotated[
+    int, Field(ge=1, le=PATTERNS_LIMIT_MAX, description="how many failure groups, commonest first")
+]
+GroupBy = Annotated[
+    Literal["task_id", "task_type", "actor"] | None,
+    Field(description="one row per task_id, task_type or actor"),
+]
+Workers = Annotated[bool, Field(description="true: worker child executions instead of the tasks' own runs")]
+GroupsLimit = Annotated[int, Field(ge=1, le=STATS_GROUPS_MAX, description="how many groups, most runs first")]
+TimelineTask = Annotated[Identifier | None, Field(description="the task (give this or trace_id)")]
+TimelineTrace = Annotated[str | None, Field(max_length=100, description="the trace (give this or task_id)")]
+TimelineUntil = Annotated[
+    Timestamp | None, Field(description=f"only steps before this (earlier pages); {_TS}")
+]
+FileArg = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=500,
+        description="a file path written, or a directory ending in / (files under it)",
+    ),
+]
+ToolCallArg = Annotated[
+    str | None, Field(min_length=1, max_length=500, description="a tool name the run called")
+]
+EffectsLimit = Annotated[int, Field(ge=1, le=EFFECTS_LIMIT_MAX, description="page size")]

@@ -1,19 +1,22 @@
 """What the read tools answer, and the pieces every answer shares: pydantic models built from the
-store's models, each with a short `render()` (the write tools' receipts are in `server.receipts`).
+store's models, each with a short `render()` (the write tools' receipts are in `server.receipts`,
+the debugging tools' answers in `server.results_debug`).
 
 The models are the tools' output schemas and structured content (and the CLI's `--json`); `render()` is
 the text a person or a model reads at a glance. They are separate from the store's models on purpose:
-the store keeps every field of an execution, while a list answer keeps what a reader needs to choose
-the next call (ids, status, timing, the error) and leaves the full record to tasks_get.
+the store keeps every field of an execution, while an answer keeps what the requested `detail` asks
+for and what fits `max_tokens` (server.budget), and says what it left out.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, PrivateAttr
 
+from server.answer import Part, ToolResult
+from server.budget import STANDARD, Shape, Sized, decode_offsets, encode_offsets, item_paths
 from server.render import clip, duration, plural, when
 from store.models import (
     ErrorPattern,
@@ -26,41 +29,15 @@ from store.models import (
     TraceView,
 )
 
-SUMMARY_MESSAGE_CHARS = 300  # a list answer must stay small; tasks_get has the whole message
-TEXT_ROWS = 20  # rows in a text rendering; structured content always has them all
-
-
-def _compact_nullables(schema: dict[str, Any]) -> None:
-    """Write `X | None` fields as `"type": [X, "null"]` instead of pydantic's `anyOf`.
-
-    Same meaning, but SDK clients re-validate every result against the output schema with `jsonschema`,
-    and a list answer has hundreds of such fields: the `anyOf` form costs them about a third more."""
-    for prop in schema.get("properties", {}).values():
-        options = prop.get("anyOf")
-        if not (isinstance(options, list) and len(options) == 2 and {"type": "null"} in options):
-            continue
-        other = options[0] if options[1] == {"type": "null"} else options[1]
-        if isinstance(other.get("type"), str) and set(other) <= {"type", "format"}:
-            del prop["anyOf"]
-            prop.update(other, type=[other["type"], "null"])
-
-
-class Part(BaseModel):
-    """A piece of an answer (no rendering of its own)."""
-
-    model_config = ConfigDict(frozen=True, json_schema_extra=_compact_nullables)
-
-
-class ToolResult(Part):
-    """Base of every answer: structured fields plus a short text rendering."""
-
-    def render(self) -> str:
-        raise NotImplementedError
+SUMMARY_MESSAGE_CHARS = 300  # the standard detail's cut; tasks_get has the whole message
+TEXT_ROWS = 20  # rows in a text rendering; structured content has every row it returns
+EXECUTION_URI = "task-history://execution/{span_id}"
+TRACE_URI = "task-history://trace/{trace_id}"
 
 
 class ErrorSummary(Part):
     type: str
-    message: str = Field(description=f"the error message, cut to {SUMMARY_MESSAGE_CHARS} characters")
+    message: str = Field(description="the error message (cut at 120/300/2,000 chars by detail)")
     stack_hash: str = Field(description="fingerprint of the stack; equal hashes are the same failure")
 
 
@@ -109,9 +86,11 @@ class ExecutionSummary(ToolResult):
         return text + (f" - {self.error.type}: {clip(self.error.message, 120)}" if self.error else "")
 
 
-def summary_fields(e: Execution) -> dict[str, Any]:
+def summary_fields(e: Execution, shape: Shape = STANDARD, where: str = "executions[]") -> dict[str, Any]:
     error = e.error and ErrorSummary(
-        type=e.error.type, message=clip(e.error.message, SUMMARY_MESSAGE_CHARS), stack_hash=e.error.stack_hash
+        type=e.error.type,
+        message=shape.text(e.error.message, "message", f"{where}.error.message", one_line=True) or "",
+        stack_hash=e.error.stack_hash,
     )
     return {
         **e.model_dump(include=_SHARED_FIELDS),
@@ -125,20 +104,140 @@ def summary_fields(e: Execution) -> dict[str, Any]:
 _SHARED_FIELDS = set(ExecutionSummary.model_fields) - {"id", "error", "retrieval", "io"}
 
 
+# ---- rows of the read answers (detail-aware) ---------------------------------------------
+
+
+class ErrorDetail(ErrorSummary):
+    stack: str | None = Field(None, description="the traceback (detail=full)")
+
+
+class IODetail(IOSummary):
+    tool_calls: list[str] | None = None
+    artifact_ids: list[str] | None = None
+    script_runs: list[str] | None = None
+
+
+class UsageSummary(Part):
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+
+
+class ExecutionRow(ExecutionSummary):
+    """An execution in a read answer: the summary, plus at detail=full its stack, result, usage,
+    attributes and every side effect (each clipped to the detail's cap)."""
+
+    # Optional here (absent at some detail levels, or dropped to fit max_tokens).
+    id: str | None = Field(None, description="the execution_id")
+    task_slug: str | None = None
+    task_name: str | None = None
+    task_type: str | None = None
+    actor: str | None = None
+    ended_at: datetime | None = None
+    parent_span_id: str | None = None
+    retry_of: str | None = Field(None, description="span_id of the attempt this one retries")
+    retrieval: RetrievalSummary | None = None
+    backfilled: bool | None = None
+    error: ErrorDetail | None
+    io: IODetail | None = None
+    result: str | None = Field(None, description="the task's result text (detail=full)")
+    usage: UsageSummary | None = None
+    attributes: dict[str, Any] | None = None
+
+    EXCLUDED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "summary": (
+            "id",
+            "task_slug",
+            "task_name",
+            "task_type",
+            "actor",
+            "ended_at",
+            "parent_span_id",
+            "retry_of",
+            "retrieval",
+            "io",
+            "backfilled",
+            "result",
+            "usage",
+            "attributes",
+            "error.stack",
+        ),
+        "standard": (
+            "result",
+            "usage",
+            "attributes",
+            "error.stack",
+            "io.tool_calls",
+            "io.artifact_ids",
+            "io.script_runs",
+        ),
+        "full": (),
+    }
+    # Heavy free text and inputs first; ids, status, error type and message and timing never.
+    DROPS: ClassVar[tuple[str, ...]] = (
+        "error.stack",
+        "result",
+        "attributes",
+        "retrieval",
+        "io",
+        "usage",
+        "task_slug",
+        "task_name",
+        "backfilled",
+        "parent_span_id",
+        "retry_of",
+        "actor",
+        "task_type",
+        "id",
+    )
+
+    @classmethod
+    def of(
+        cls, execution: Execution, shape: Shape = STANDARD, where: str = "executions[]", **extra: Any
+    ) -> Self:
+        e = execution
+        fields = summary_fields(e, shape, where)
+        full = shape.detail == "full"
+        error = fields.pop("error")
+        fields.pop("io")
+        io = e.io.model_dump() if full else {"files_written": e.io.files_written}
+        if error is not None:
+            stack = shape.text(e.error.stack, "stack", f"{where}.error.stack") if full and e.error else None
+            error = ErrorDetail(**error.model_dump(), stack=stack)
+        if full:
+            extra = {
+                "result": shape.text(e.result, "result", f"{where}.result"),
+                "usage": UsageSummary(**e.usage.model_dump()),
+                "attributes": e.attributes,
+                **extra,
+            }
+        return cls(**fields, error=error, io=IODetail(**io), **extra)
+
+
 class EventSummary(Part):
-    event_id: str
+    event_id: str | None = None
     event_type: str
-    task_id: str
-    trace_id: str | None
+    task_id: str | None = None
+    trace_id: str | None = None
     span_id: str | None
     actor: str | None
     ts: datetime
-    data: dict[str, Any]
+    data: dict[str, Any] | None = None
     anomaly: str | None = Field(description="why this event was surprising, if it was")
 
+    EXCLUDED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "summary": ("event_id", "task_id", "trace_id", "data"),
+        "standard": (),
+        "full": (),
+    }
+    DROPS: ClassVar[tuple[str, ...]] = ("data", "event_id", "trace_id", "task_id")
+
     @classmethod
-    def of(cls, event: LifecycleEvent) -> Self:
-        return cls(**event.model_dump(include=set(cls.model_fields)))
+    def of(cls, event: LifecycleEvent, shape: Shape = STANDARD, where: str = "events[]") -> Self:
+        fields = event.model_dump(include=set(cls.model_fields))
+        if shape.detail != "summary":
+            fields["data"] = shape.data(event.data, f"{where}.data")
+        return cls(**fields)
 
     def line(self) -> str:
         who = f" by {self.actor}" if self.actor else ""
@@ -154,8 +253,45 @@ def _lines(rows: list[Any], what: str, limit: int = TEXT_ROWS) -> list[str]:
     return lines
 
 
-class ExecutionList(ToolResult):
-    executions: list[ExecutionSummary] = Field(description="newest first")
+def cut_note(answer: Sized) -> list[str]:
+    """The text block's line saying what the answer left out, if anything (the structured
+    content names the fields)."""
+    if not answer.truncated:
+        return []
+    parts = []
+    if answer.dropped_fields:
+        parts.append(f"{plural(len(answer.dropped_fields), 'field')} dropped")
+    if answer.clipped_fields:
+        parts.append(f"{plural(len(answer.clipped_fields), 'text')} clipped")
+    if answer.omitted:
+        parts.append(f"{plural(answer.omitted, 'item')} omitted")
+    return [f"Not everything is here ({', '.join(parts)}). {answer.rest or ''}".rstrip()]
+
+
+def _rows(prefix: str, model: Any) -> dict[str, tuple[str, ...]]:
+    return {detail: item_paths(prefix, paths) for detail, paths in model.EXCLUDED.items()}
+
+
+def _merge(*tables: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    return {
+        d: tuple(p for table in tables for p in table.get(d, ())) for d in ("summary", "standard", "full")
+    }
+
+
+_EXECUTION_HEAVY = ("error.stack", "result", "attributes")
+
+
+def _execution_drops(prefix: str) -> tuple[str, ...]:
+    return item_paths(prefix, ExecutionRow.DROPS)
+
+
+# ---- tasks_list --------------------------------------------------------------------------
+
+CURSOR_ROOM = "~" * 96  # stands in for a cursor while fitting; every real cursor is shorter
+
+
+class ExecutionList(Sized):
+    executions: list[ExecutionRow] = Field(description="newest first")
     total: int = Field(
         description="executions matching the filters (a lower bound when total_exact is false)"
     )
@@ -164,37 +300,99 @@ class ExecutionList(ToolResult):
     has_more: bool
     next_cursor: str | None = Field(description="pass as cursor to get the next page")
 
+    EXCLUDED = _rows("executions.*", ExecutionRow)
+    DROP_ORDER = _execution_drops("executions.*")
+    TRIM = ("executions",)
+
     @classmethod
-    def of(cls, page: ExecutionPage) -> Self:
-        rows = [ExecutionSummary.of(e) for e in page.executions]
+    def of(cls, page: ExecutionPage, shape: Shape = STANDARD) -> Self:
+        rows = [ExecutionRow.of(e, shape) for e in page.executions]
         fields = page.model_dump(include={"total", "total_exact", "returned", "has_more", "next_cursor"})
-        return cls(executions=rows, **fields)
+        return cls(executions=rows, detail=shape.detail, **fields).settled(shape.clipped)
+
+    def trimmed(self, name: str, keep: int) -> Self:
+        cut = super().trimmed(name, keep)
+        return cut.model_copy(update={"returned": keep, "has_more": True, "next_cursor": CURSOR_ROOM})
+
+    def rest_hint(self) -> str | None:
+        hints = []
+        if self.omitted:
+            hints.append(
+                "The next executions: call tasks_list again with cursor=next_cursor and the same filters."
+            )
+        if self.dropped_fields or self.clipped_fields:
+            hints.append(f"Any execution in full: tasks_get(span_id) or the resource {EXECUTION_URI}.")
+        if self.omitted or self.dropped_fields:
+            hints.append("detail='summary' fits more rows.")
+        return " ".join(hints)
 
     def render(self) -> str:
-        if not self.executions:
+        if not self.executions and not self.omitted:
             return "No executions match these filters."
         total = f"{self.total}" if self.total_exact else f"at least {self.total}"
         head = f"{self.returned} of {total} matching executions, newest first."
         if self.has_more:
             head += f' More: call again with cursor="{self.next_cursor}".'
-        return "\n".join([head, *_lines(self.executions, "executions")])
+        return "\n".join([head, *_lines(self.executions, "executions"), *cut_note(self)])
 
 
-class TraceResult(ToolResult):
+# ---- tasks_by_trace ----------------------------------------------------------------------
+
+
+class TraceResult(Sized):
     trace_id: str
     found: bool = Field(description="false when nothing is recorded under this trace_id")
-    executions: list[ExecutionSummary] = Field(description="ordered by attempt, then start time")
+    executions: list[ExecutionRow] = Field(description="ordered by attempt, then start time")
     events: list[EventSummary] = Field(description="in time order")
     retry_count: int
     final_status: str | None
+    returned: int = Field(0, description="executions + events in this answer")
+    total: int = Field(0, description="executions + events recorded under the trace")
+    next_cursor: str | None = Field(None, description="pass as cursor for the executions and events left out")
+
+    EXCLUDED = _merge(_rows("executions.*", ExecutionRow), _rows("events.*", EventSummary))
+    DROP_ORDER = (
+        *item_paths("executions.*", _EXECUTION_HEAVY),
+        "events.*.data",
+        *_execution_drops("executions.*"),
+        *item_paths("events.*", EventSummary.DROPS[1:]),
+    )
+    TRIM = ("events", "executions")
+    _start: tuple[int, int] = PrivateAttr(default=(0, 0))
 
     @classmethod
-    def of(cls, view: TraceView) -> Self:
-        return cls(
+    def of(cls, view: TraceView, shape: Shape = STANDARD, cursor: str | None = None) -> Self:
+        start = decode_offsets(cursor, view.trace_id, 2) if cursor else (0, 0)
+        runs, events = view.executions[start[0] :], view.events[start[1] :]
+        answer = cls(
             **view.model_dump(include={"trace_id", "found", "retry_count", "final_status"}),
-            executions=[ExecutionSummary.of(e) for e in view.executions],
-            events=[EventSummary.of(ev) for ev in view.events],
+            executions=[ExecutionRow.of(e, shape) for e in runs],
+            events=[EventSummary.of(ev, shape) for ev in events],
+            returned=len(runs) + len(events),
+            total=len(view.executions) + len(view.events),
+            detail=shape.detail,
         )
+        answer._start = start
+        return answer.settled(shape.clipped)
+
+    def trimmed(self, name: str, keep: int) -> Self:
+        cut = super().trimmed(name, keep)
+        position = (self._start[0] + len(cut.executions), self._start[1] + len(cut.events))
+        next_cursor = encode_offsets(self.trace_id, *position)
+        return cut.model_copy(
+            update={"returned": len(cut.executions) + len(cut.events), "next_cursor": next_cursor}
+        )
+
+    def rest_hint(self) -> str | None:
+        hints = []
+        if self.omitted:
+            hints.append("The rest of the trace: call tasks_by_trace again with cursor=next_cursor.")
+        if self.dropped_fields or self.clipped_fields:
+            hints.append(f"One execution in full: tasks_get(span_id) or {EXECUTION_URI}.")
+        hints.append(
+            f"The whole trace as one attachment: the resource {TRACE_URI.format(trace_id=self.trace_id)}."
+        )
+        return " ".join(hints)
 
     def render(self) -> str:
         if not self.found:
@@ -210,15 +408,21 @@ class TraceResult(ToolResult):
         parts = [head, "Executions:", *_lines(self.executions, "executions")]
         if self.events:
             parts += ["Events:", *_lines(self.events, "events", limit=2 * TEXT_ROWS)]
-        return "\n".join(parts)
+        return "\n".join([*parts, *cut_note(self)])
 
 
-class FailureSummary(ExecutionSummary):
-    recent_events: list[EventSummary] = Field(description="the task's last events up to the failure")
+# ---- tasks_last_failed -------------------------------------------------------------------
+
+
+class FailureSummary(ExecutionRow):
+    recent_events: list[EventSummary] = Field(
+        default_factory=list, description="the task's last events up to the failure"
+    )
 
     @classmethod
-    def of_failure(cls, failure: Failure) -> Self:
-        return cls.of(failure.execution, recent_events=[EventSummary.of(e) for e in failure.recent_events])
+    def of_failure(cls, failure: Failure, shape: Shape = STANDARD) -> Self:
+        events = [EventSummary.of(e, shape, "failures[].recent_events[]") for e in failure.recent_events]
+        return cls.of(failure.execution, shape, "failures[]", recent_events=events)
 
     def line(self) -> str:
         events = ", ".join(e.event_type for e in self.recent_events[-5:])
@@ -228,19 +432,25 @@ class FailureSummary(ExecutionSummary):
 class ErrorPatternSummary(Part):
     stack_hash: str
     count: int
-    first_seen: datetime
+    first_seen: datetime | None = None
     last_seen: datetime
     error_type: str
     error_message: str
-    example_task_id: str
+    example_task_id: str | None = None
     example_trace_id: str
-    example_span_id: str
+    example_span_id: str | None = None
+
+    EXCLUDED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "summary": ("first_seen", "example_task_id", "example_span_id")
+    }
+    DROPS: ClassVar[tuple[str, ...]] = ("example_span_id", "example_task_id", "first_seen")
 
     @classmethod
-    def of(cls, pattern: ErrorPattern) -> Self:
-        return cls(
-            **pattern.model_dump(exclude={"error_message"}), error_message=clip(pattern.error_message, 300)
+    def of(cls, pattern: ErrorPattern, shape: Shape = STANDARD) -> Self:
+        message = shape.text(
+            pattern.error_message, "message", "error_patterns[].error_message", one_line=True
         )
+        return cls(**pattern.model_dump(exclude={"error_message"}), error_message=message or "")
 
     def line(self) -> str:
         return (
@@ -250,41 +460,153 @@ class ErrorPatternSummary(Part):
         )
 
 
-class LastFailedResult(ToolResult):
+class LastFailedResult(Sized):
     failures: list[FailureSummary] = Field(description="most recent first")
     error_patterns: list[ErrorPatternSummary] = Field(
         description="over every failure in the window, commonest first"
     )
     total_failures: int = Field(description="failures in the window, not just the ones returned")
     has_more: bool
+    returned: int = Field(0, description="failures in this answer")
+    total: int = Field(0, description="failures in the window (same as total_failures)")
+    patterns_total: int = Field(0, description="distinct stack_hash groups in the window")
+
+    EXCLUDED = _merge(
+        _rows("failures.*", ExecutionRow),
+        _rows("failures.*.recent_events.*", EventSummary),
+        _rows("error_patterns.*", ErrorPatternSummary),
+        # A failure's recent events share its task and trace; their own ids are in tasks_by_trace.
+        {
+            d: item_paths("failures.*.recent_events.*", ("event_id", "task_id", "trace_id"))
+            for d in ("standard",)
+        },
+    )
+    DROP_ORDER = (
+        "failures.*.recent_events.*.data",
+        *item_paths("failures.*", _EXECUTION_HEAVY),
+        "failures.*.recent_events",
+        *_execution_drops("failures.*"),
+        *item_paths("error_patterns.*", ErrorPatternSummary.DROPS),
+    )
+    TRIM = ("failures", "error_patterns")
+    _window: str = PrivateAttr(default="")
+    _older_left_out: bool = PrivateAttr(default=False)
 
     @classmethod
-    def of(cls, view: LastFailed) -> Self:
-        return cls(
-            failures=[FailureSummary.of_failure(f) for f in view.failures],
-            error_patterns=[ErrorPatternSummary.of(p) for p in view.error_patterns],
+    def of(cls, view: LastFailed, shape: Shape = STANDARD, window: str = "") -> Self:
+        answer = cls(
+            failures=[FailureSummary.of_failure(f, shape) for f in view.failures],
+            error_patterns=[ErrorPatternSummary.of(p, shape) for p in view.error_patterns],
             total_failures=view.total_failures,
             has_more=view.has_more,
+            returned=len(view.failures),
+            total=view.total_failures,
+            patterns_total=view.patterns_total,
+            detail=shape.detail,
         )
+        answer._window = window
+        return answer.settled(shape.clipped)
+
+    def trimmed(self, name: str, keep: int) -> Self:
+        cut = super().trimmed(name, keep)
+        older = name == "failures" and keep < len(self.failures)
+        cut = cut.model_copy(update={"returned": len(cut.failures), "has_more": cut.has_more or older})
+        cut._older_left_out = self._older_left_out or older
+        return cut
+
+    def rest_hint(self) -> str | None:
+        hints = []
+        if self._older_left_out and self.failures:
+            until = self.failures[-1].started_at.isoformat()
+            hints.append(f"Older failures: tasks_last_failed({self._window}until='{until}').")
+        elif self._older_left_out:
+            hints.append("Fewer fields per failure: detail='summary', or a lower limit.")
+        if self.omitted and len(self.error_patterns) < min(self.patterns_total, 20):
+            hints.append("Every error group, page by page: tasks_failure_patterns.")
+        if self.dropped_fields or self.clipped_fields:
+            hints.append(f"A failure in full: tasks_get(span_id) or {EXECUTION_URI}.")
+        return " ".join(hints) or None
 
     def render(self) -> str:
-        if not self.failures:
+        if not self.failures and not self.omitted:
             return "No failed executions in this window."
         head = f"{len(self.failures)} most recent of {plural(self.total_failures, 'failure')}."
         if self.has_more:
             head += " More: raise limit, or narrow with task_id / since."
         parts = [head, *_lines(self.failures, "failures")]
-        parts += ["Error patterns:", *_lines(self.error_patterns, "patterns")]
-        return "\n".join([*parts, "Next: tasks_by_trace(trace_id) shows a failure's whole story."])
+        parts += ["Error patterns:", *_lines(self.error_patterns, "patterns", limit=TEXT_ROWS // 2)]
+        parts.append("Next: tasks_by_trace(trace_id) shows a failure's whole story.")
+        return "\n".join([*parts, *cut_note(self)])
 
 
-class ExecutionDocument(ToolResult):
+# ---- tasks_get ---------------------------------------------------------------------------
+
+_S = "document.content.structured"
+
+
+class ExecutionDocument(Sized):
     document: dict[str, Any] = Field(description="the seed 002 TASK_EXECUTION experience document")
     events: list[EventSummary] = Field(description="this execution's lifecycle events, in time order")
+    returned: int = Field(0, description="events in this answer")
+    total: int = Field(0, description="events recorded for this execution")
+
+    EXCLUDED = _merge(
+        {
+            "summary": (
+                "document.content.text",
+                f"{_S}.result",
+                f"{_S}.error.stack",
+                f"{_S}.retrieval",
+                f"{_S}.io",
+                f"{_S}.attributes",
+                f"{_S}.provenance_runner",
+                f"{_S}.grants",
+                f"{_S}.task_config_digest",
+                "document.provenance",
+                "document.parents",
+                "document.causes",
+            )
+        },
+        _rows("events.*", EventSummary),
+    )
+    DROP_ORDER = (
+        f"{_S}.error.stack",
+        "document.content.text",
+        f"{_S}.result",
+        "events.*.data",
+        f"{_S}.attributes",
+        f"{_S}.retrieval",
+        f"{_S}.io",
+        "document.parents",
+        "document.causes",
+        f"{_S}.provenance_runner",
+        f"{_S}.grants",
+        "document.provenance",
+        f"{_S}.usage",
+        "document.meta",
+        f"{_S}.task_config_digest",
+        f"{_S}.idempotency_key",
+        *item_paths("events.*", EventSummary.DROPS[1:]),
+    )
+    TRIM = ("events",)
 
     @classmethod
-    def of(cls, detail: ExecutionDetail, document: dict[str, Any]) -> Self:
-        return cls(document=document, events=[EventSummary.of(e) for e in detail.events])
+    def of(cls, detail: ExecutionDetail, document: dict[str, Any], shape: Shape = STANDARD) -> Self:
+        events = [EventSummary.of(e, shape) for e in detail.events]
+        clipped = _clip_document(document, shape)
+        return cls(
+            document=clipped, events=events, returned=len(events), total=len(events), detail=shape.detail
+        ).settled(shape.clipped)
+
+    def trimmed(self, name: str, keep: int) -> Self:
+        return super().trimmed(name, keep).model_copy(update={"returned": keep})
+
+    def rest_hint(self) -> str | None:
+        s = self.document["content"]["structured"]
+        hints = [f"The whole record: the resource {EXECUTION_URI.format(span_id=s['span_id'])}."]
+        if self.omitted:
+            hints.append(f"Its events with the trace's: tasks_by_trace(trace_id='{s['trace_id']}').")
+        return " ".join(hints)
 
     def render(self) -> str:
         s = self.document["content"]["structured"]
@@ -298,6 +620,26 @@ class ExecutionDocument(ToolResult):
             parts.append(
                 f"error: {error['type']}: {clip(error['message'], 300)} (stack_hash {error['stack_hash']})"
             )
-        if not self.events:
-            return "\n".join([*parts, "No lifecycle events are recorded for this execution."])
-        return "\n".join([*parts, f"{plural(len(self.events), 'event')}:", *_lines(self.events, "events")])
+        if not self.events and not self.omitted:
+            parts.append("No lifecycle events are recorded for this execution.")
+        elif self.events:
+            parts += [f"{plural(len(self.events), 'event')}:", *_lines(self.events, "events")]
+        return "\n".join([*parts, *cut_note(self)])
+
+
+def _clip_document(document: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    """The document with its free text cut to the detail's caps (a copy; the caller's is kept)."""
+    content = dict(document["content"])
+    structured = dict(content["structured"])
+    shown_text = shape.detail != "summary"
+    if shown_text:
+        content["text"] = shape.text(content.get("text"), "result", "document.content.text")
+        structured["result"] = shape.text(structured.get("result"), "result", f"{_S}.result")
+    if structured.get("error"):
+        error = dict(structured["error"])
+        error["message"] = shape.text(error.get("message"), "message", f"{_S}.error.message")
+        if shown_text:
+            error["stack"] = shape.text(error.get("stack"), "stack", f"{_S}.error.stack")
+        structured["error"] = error
+    content["structured"] = structured
+    return {**document, "content": content}

@@ -1,4 +1,5 @@
-"""The eight MCP tools: thin typed wrappers, each calling one `Store` method.
+"""The MCP tools: thin typed wrappers, each calling one `Store` method (the debugging tools are in
+`server.tools_debug`).
 
 Parameters are `server.params` types, so the input schema tells a model what is allowed before it calls.
 The return annotation `Annotated[CallToolResult, Model]` makes the SDK publish `Model` as the output schema
@@ -8,15 +9,14 @@ the SDK's default JSON dump. Failures are not handled here: `server.app` transla
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult
 
+from server.budget import DEFAULT_MAX_TOKENS, fit_shaped
 from server.params import (
     Actor,
     ActorFilter,
@@ -24,6 +24,7 @@ from server.params import (
     Backfilled,
     Causes,
     Cursor,
+    DetailArg,
     EndedAt,
     ErrorArg,
     EventData,
@@ -36,6 +37,7 @@ from server.params import (
     IdempotencyKey,
     IOArg,
     ListLimit,
+    MaxTokens,
     NewTraceId,
     Parents,
     ParentSpan,
@@ -55,6 +57,7 @@ from server.params import (
     TaskName,
     TaskType,
     TaskTypeFilter,
+    TraceCursor,
     TraceId,
     Trigger,
     UniqueErrors,
@@ -62,30 +65,14 @@ from server.params import (
     UsageArg,
 )
 from server.receipts import EventLogged, Finished, Recorded, Started
-from server.results import ExecutionDocument, ExecutionList, LastFailedResult, ToolResult, TraceResult
+from server.results import ExecutionDocument, ExecutionList, LastFailedResult, TraceResult
+from server.toolkit import READ_ONLY, WRITE, WRITE_IDEMPOTENT, ToolSpec
+from server.toolkit import reply as _reply
+from server.toolkit import reply_fitted as _reply_fitted
+from server.toolkit import store_of as _store
+from server.tools_debug import DEBUG_TOOLS
 from store.experience import to_document
 from store.models import EventRequest, ExecutionFilter, FinishRequest, RecordRequest, StartRequest
-from store.store import Store
-
-READ_ONLY = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-WRITE_IDEMPOTENT = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-WRITE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
-)
-
-
-def _store(ctx: Context) -> Store:
-    store: Store = ctx.request_context.lifespan_context.store
-    return store
-
-
-def _reply(result: ToolResult) -> CallToolResult:
-    text = TextContent(type="text", text=result.render())
-    return CallToolResult(content=[text], structured_content=result.model_dump(mode="json"))
 
 
 def _given(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -108,17 +95,37 @@ async def tasks_list(
     retrying: Retrying = None,
     limit: ListLimit = 20,
     cursor: Cursor = None,
+    detail: DetailArg = "standard",
+    max_tokens: MaxTokens = DEFAULT_MAX_TOKENS,
 ) -> Annotated[CallToolResult, ExecutionList]:
     """List task executions, newest first, with filters. Says how many match and how to get the next page."""
-    filters = {k: v for k, v in _given(locals()).items() if k in ExecutionFilter.model_fields}
-    page = await _store(ctx).list_executions(ExecutionFilter(**filters), limit=limit, cursor=cursor)
-    return _reply(ExecutionList.of(page))
+    given = _given(locals())
+    filters = ExecutionFilter(**{k: v for k, v in given.items() if k in ExecutionFilter.model_fields})
+    store = _store(ctx)
+    page = await store.list_executions(filters, limit=limit, cursor=cursor)
+    fitted = fit_shaped(lambda shape: ExecutionList.of(page, shape), detail, max_tokens)
+    answer = fitted.answer
+    if isinstance(answer, ExecutionList) and answer.omitted:
+        # The budget kept the first rows of the page: the next page starts right after them.
+        next_cursor = cursor  # nothing fitted: start the same page again (with less detail)
+        if answer.returned:
+            kept = await store.list_executions(filters, limit=answer.returned, cursor=cursor)
+            next_cursor = kept.next_cursor
+        fitted = fitted.redone(answer.model_copy(update={"next_cursor": next_cursor}))
+    return _reply_fitted(fitted)
 
 
-async def tasks_by_trace(ctx: Context, trace_id: TraceId) -> Annotated[CallToolResult, TraceResult]:
+async def tasks_by_trace(
+    ctx: Context,
+    trace_id: TraceId,
+    cursor: TraceCursor = None,
+    detail: DetailArg = "standard",
+    max_tokens: MaxTokens = DEFAULT_MAX_TOKENS,
+) -> Annotated[CallToolResult, TraceResult]:
     """Everything under one trace: executions by attempt (retries, worker children), events, final status.
     An unknown trace_id is an empty answer with found=false, not an error."""
-    return _reply(TraceResult.of(await _store(ctx).trace(trace_id)))
+    view = await _store(ctx).trace(trace_id)
+    return _reply_fitted(fit_shaped(lambda shape: TraceResult.of(view, shape, cursor), detail, max_tokens))
 
 
 async def tasks_last_failed(
@@ -128,16 +135,29 @@ async def tasks_last_failed(
     since: Since = None,
     until: Until = None,
     unique_errors: UniqueErrors = False,
+    detail: DetailArg = "standard",
+    max_tokens: MaxTokens = DEFAULT_MAX_TOKENS,
 ) -> Annotated[CallToolResult, LastFailedResult]:
     """The most recent failed executions with their last events, plus error patterns (stack_hash, count,
     first/last seen, an example trace) over every failure in the window. Start debugging here."""
-    return _reply(LastFailedResult.of(await _store(ctx).last_failed(**_given(locals()))))
+    window = {"task_id": task_id, "since": since, "until": until}
+    view = await _store(ctx).last_failed(limit=limit, unique_errors=unique_errors, **window)
+    shown = ", ".join(f"{k}={v.isoformat() if isinstance(v, datetime) else v!r}" for k, v in window.items()
+                      if v is not None and k != "until")  # fmt: skip
+    prefix = f"{shown}, " if shown else ""
+    fitted = fit_shaped(lambda shape: LastFailedResult.of(view, shape, window=prefix), detail, max_tokens)
+    return _reply_fitted(fitted)
 
 
-async def tasks_get(ctx: Context, span_id: SpanId) -> Annotated[CallToolResult, ExecutionDocument]:
-    """One execution in full: the seed 002 TASK_EXECUTION experience document, with its events."""
-    detail = await _store(ctx).get(span_id)
-    return _reply(ExecutionDocument.of(detail, to_document(detail.execution)))
+async def tasks_get(
+    ctx: Context, span_id: SpanId, detail: DetailArg = "full", max_tokens: MaxTokens = DEFAULT_MAX_TOKENS
+) -> Annotated[CallToolResult, ExecutionDocument]:
+    """One execution in full: the seed 002 TASK_EXECUTION experience document, with its events. Long
+    text is clipped to fit; the resource task-history://execution/{span_id} has all of it."""
+    record = await _store(ctx).get(span_id)
+    document = to_document(record.execution)
+    fitted = fit_shaped(lambda shape: ExecutionDocument.of(record, document, shape), detail, max_tokens)
+    return _reply_fitted(fitted)
 
 
 # ---- write tools -----------------------------------------------------------------------
@@ -227,26 +247,12 @@ async def tasks_record(
 # ---- registration ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ToolSpec:
-    fn: Callable[..., Any]
-    annotations: ToolAnnotations
-    title: str
-
-    @property
-    def name(self) -> str:
-        return self.fn.__name__
-
-    @property
-    def arguments(self) -> frozenset[str]:
-        return frozenset(name for name in inspect.signature(self.fn).parameters if name != "ctx")
-
-
 READ_TOOLS = (
     ToolSpec(tasks_list, READ_ONLY, "List task executions"),
     ToolSpec(tasks_by_trace, READ_ONLY, "Show one trace"),
     ToolSpec(tasks_last_failed, READ_ONLY, "Recent failures and error patterns"),
     ToolSpec(tasks_get, READ_ONLY, "One execution in full"),
+    *DEBUG_TOOLS,
 )
 WRITE_TOOLS = (
     ToolSpec(tasks_start, WRITE_IDEMPOTENT, "Record an execution start"),

@@ -22,6 +22,8 @@ from tool_support import (
     walk_seed_000,
 )
 
+from server.tools import READ_TOOLS, WRITE_TOOLS
+
 ERAS = {"auto": "2026-07-28", "legacy": "2025-11-25"}
 JSON_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 MODERN_CALL_HEADERS = {
@@ -48,7 +50,7 @@ pytestmark = pytest.mark.parametrize("mode", list(ERAS))
 async def test_each_era_negotiates_its_protocol_version(http_server: RunningServer, mode: str) -> None:
     async with Client(http_server.mcp_url, mode=mode) as client:
         assert client.protocol_version == ERAS[mode]
-        assert len((await client.list_tools()).tools) == 8
+        assert len((await client.list_tools()).tools) == len(READ_TOOLS) + len(WRITE_TOOLS)
 
 
 async def test_the_seed_000_walk_shows_task_and_worker_executions_in_the_trace(

@@ -175,7 +175,10 @@ async def test_an_unknown_trace_is_an_empty_answer_that_says_so(connect: Connect
             "tasks_by_trace", {"trace_id": "4f1c2d0e-0000-4000-8000-000000000000"}
         )
     assert not result.is_error
-    assert result.structured_content == {
+    content = result.structured_content
+    assert content is not None
+    shown = ("trace_id", "found", "executions", "events", "retry_count", "final_status")
+    assert {k: content[k] for k in shown} == {
         "trace_id": "4f1c2d0e-0000-4000-8000-000000000000",
         "found": False,
         "executions": [],
@@ -183,4 +186,5 @@ async def test_an_unknown_trace_is_an_empty_answer_that_says_so(connect: Connect
         "retry_count": 0,
         "final_status": None,
     }
+    assert (content["returned"], content["total"], content["truncated"]) == (0, 0, False)
     assert "Nothing is recorded" in result.content[0].text

@@ -1,0 +1,305 @@
+"""Answers sized for the reader's context window.
+
+Every read tool takes `detail` and `max_tokens`:
+
+* `detail` picks the fields of each record (summary: ids, status, error type and message, timing;
+  standard: what a list shows today; full: stacks, results, inputs, usage, event data) and how
+  long free text may be before it is clipped (CAPS). Clipped text ends in `…[+N chars]` and is
+  named in `clipped_fields`; `rest` says where the whole text is (tasks_get, or the resource
+  `task-history://execution/{span_id}`).
+* `max_tokens` is a budget for the whole answer: the structured content plus the text block. An
+  answer over it first loses fields, in each answer's fixed DROP_ORDER (stacks, results, inputs
+  and event data go first; ids, status, error type and message and timing are never dropped),
+  then items from the end of its lists (TRIM). Whatever went is named: `dropped_fields`,
+  `omitted` (items), `truncated`, and `rest` (the cursor or the call that gets it).
+
+`truncated` is true exactly when something the answer would otherwise hold at this detail is not
+in it: a dropped field, an omitted item, or clipped text. Nothing is cut silently.
+
+The token estimate is `ceil(UTF-8 bytes of compact JSON / 3)` (`estimate_tokens`). Tokenizers
+give about 4 characters of English prose per token but only 2 to 3 for the ids, hashes, numbers
+and punctuation that fill these answers, so dividing by 3 over-counts prose and is close for the
+rest: an answer inside its budget by this estimate is inside it for a real tokenizer too, give or
+take. `MAX_TOKENS_LIMIT` (16,000) keeps the largest answer well under the ~25,000-token
+tool-result limit of common clients even where the estimate runs low.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import Field
+
+from server.answer import ToolResult
+from store.errors import InvalidInput
+
+Detail = Literal["summary", "standard", "full"]
+TextKind = Literal["message", "stack", "result", "data"]
+
+DEFAULT_MAX_TOKENS = 8_000
+MIN_MAX_TOKENS = 1_000
+MAX_TOKENS_LIMIT = 16_000
+BYTES_PER_TOKEN = 3
+CLIP_MARK = "…[+"
+
+# Characters of free text kept at each detail level (0: the field is not shown at that level).
+CAPS: dict[Detail, dict[TextKind, int]] = {
+    "summary": {"message": 120, "stack": 0, "result": 0, "data": 0},
+    "standard": {"message": 300, "stack": 1_500, "result": 1_500, "data": 500},
+    "full": {"message": 2_000, "stack": 6_000, "result": 6_000, "data": 4_000},
+}
+
+
+def estimate_tokens(value: Any) -> int:
+    """Tokens a client spends on `value`: ceil(UTF-8 bytes of its compact JSON / 3); a str is
+    measured as it is (a text block)."""
+    text = value if isinstance(value, str) else compact_json(value)
+    return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@dataclass
+class Shape:
+    """The detail level an answer is built at, and the text it had to clip. `scale` shrinks the
+    caps for an answer whose essential text alone would not fit its budget (see `fit_shaped`)."""
+
+    detail: Detail = "standard"
+    clipped: set[str] = field(default_factory=set)
+    scale: float = 1.0
+
+    def cap(self, kind: TextKind) -> int:
+        return int(CAPS[self.detail][kind] * self.scale)
+
+    def text(self, value: str | None, kind: TextKind, where: str, *, one_line: bool = False) -> str | None:
+        """`value` cut to this level's cap for `kind`, marked, and noted in `clipped` (as `where`)."""
+        if value is None:
+            return None
+        if one_line:
+            value = " ".join(value.split())
+        cap = self.cap(kind)
+        if len(value) <= cap:
+            return value
+        self.clipped.add(where)
+        return f"{value[:cap]}{CLIP_MARK}{len(value) - cap} chars]"
+
+    def data(self, value: dict[str, Any], where: str) -> dict[str, Any]:
+        """Event data whose JSON is over the cap becomes `{"clipped": <its JSON cut>, "chars": n}`."""
+        encoded = compact_json(value)
+        if len(encoded) <= self.cap("data"):
+            return value
+        return {"clipped": self.text(encoded, "data", where), "chars": len(encoded)}
+
+
+STANDARD = Shape()
+
+
+class Sized(ToolResult):
+    """Base of the read tools' answers: what the budget and the detail level left out."""
+
+    detail: str = Field("standard", description="summary | standard | full, as asked")
+    truncated: bool = Field(
+        False,
+        description="true when anything was left out or cut: see dropped_fields, clipped_fields, omitted",
+    )
+    dropped_fields: list[str] = Field(
+        default_factory=list,
+        description="fields left out of every item to fit max_tokens, e.g. events[].data",
+    )
+    clipped_fields: list[str] = Field(
+        default_factory=list, description="text fields cut short (they end in '…[+N chars]')"
+    )
+    omitted: int = Field(0, description="items left out to fit max_tokens")
+    rest: str | None = Field(
+        None, description="how to get what was left out (a cursor, a call or a resource)"
+    )
+
+    # Field paths into the answer ("events.*.data"): left out at a detail level, dropped in this
+    # order to fit the budget, and the lists trimmed (from their end) after that.
+    EXCLUDED: ClassVar[dict[str, tuple[str, ...]]] = {}
+    DROP_ORDER: ClassVar[tuple[str, ...]] = ()
+    TRIM: ClassVar[tuple[str, ...]] = ()
+    OMIT_NONE: ClassVar[bool] = False  # the newer answers leave out null fields instead of sending them
+
+    def trimmed(self, name: str, keep: int) -> Self:
+        """This answer with only the first `keep` items of list `name`."""
+        items = getattr(self, name)
+        return self.model_copy(update={name: items[:keep], "omitted": self.omitted + len(items) - keep})
+
+    def rest_hint(self) -> str | None:
+        """The call that gets what was left out (called only when something was)."""
+        return None
+
+    def settled(self, clipped: set[str] | None = None) -> Self:
+        """With `truncated`, `clipped_fields` and `rest` brought up to date."""
+        names = sorted(set(self.clipped_fields) | (clipped or set()))
+        truncated = bool(self.dropped_fields or names or self.omitted)
+        update: dict[str, Any] = {"clipped_fields": names, "truncated": truncated}
+        probe = self.model_copy(update=update)
+        return probe.model_copy(update={"rest": probe.rest_hint() if truncated else self.rest})
+
+
+@dataclass(frozen=True)
+class Fitted:
+    answer: Sized
+    content: dict[str, Any]
+    text: str
+    tokens: int
+    excluded: tuple[str, ...]
+
+    def redone(self, answer: Sized) -> Fitted:
+        """`answer` (this one with a value filled in after fitting) measured the same way."""
+        return _measure(answer.settled(), list(self.excluded))
+
+
+def fit(answer: Sized, max_tokens: int) -> Fitted:
+    """`answer` within `max_tokens`: drop fields in DROP_ORDER, then trim lists in TRIM order."""
+    excluded = list(answer.EXCLUDED.get(answer.detail, ()))
+    best = _measure(answer.settled(), excluded)
+    if best.tokens <= max_tokens:
+        return best
+    for path in answer.DROP_ORDER:
+        if path in excluded:
+            continue
+        dropped = best.answer.model_copy(
+            update={"dropped_fields": [*best.answer.dropped_fields, shown(path)]}
+        )
+        candidate = _measure(dropped.settled(), [*excluded, path])
+        if candidate.tokens >= best.tokens:
+            continue  # the field was not there (or was empty): nothing to drop
+        best, excluded = candidate, [*excluded, path]
+        if best.tokens <= max_tokens:
+            return best
+    for name in answer.TRIM:
+        best = _trim(best, name, excluded, max_tokens)
+        if best.tokens <= max_tokens:
+            return best
+    return best
+
+
+SCALES = (1.0, 0.5, 0.2, 0.05)
+
+
+def fit_shaped(build: Callable[[Shape], Sized], detail: Detail, max_tokens: int) -> Fitted:
+    """`fit` the answer `build` makes at `detail`; when even its least (ids, status, error, timing)
+    is over budget, build it again with shorter text caps, which clip more and say so."""
+    for scale in SCALES:
+        fitted = fit(build(Shape(detail, scale=scale)), max_tokens)
+        if fitted.tokens <= max_tokens:
+            return fitted
+    return fitted
+
+
+def _trim(best: Fitted, name: str, excluded: list[str], max_tokens: int) -> Fitted:
+    """The longest head of list `name` that fits (binary search; at least an empty list)."""
+    base = best.answer
+    low, high = 0, len(getattr(base, name)) - 1
+    found = _measure(base.trimmed(name, 0).settled(), excluded)
+    while low <= high:
+        middle = (low + high + 1) // 2
+        candidate = _measure(base.trimmed(name, middle).settled(), excluded)
+        if candidate.tokens <= max_tokens:
+            found, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return found
+
+
+def _measure(answer: Sized, excluded: list[str]) -> Fitted:
+    content = answer.model_dump(mode="json", exclude=exclusion(excluded), exclude_none=answer.OMIT_NONE)
+    kept = [name for name in answer.clipped_fields if _still_clipped(content, name)]
+    if kept != answer.clipped_fields:
+        # The items (or the field) that held the clipped text are gone: it is no longer a cut here.
+        answer = answer.model_copy(update={"clipped_fields": kept}).settled()
+        content = answer.model_dump(mode="json", exclude=exclusion(excluded), exclude_none=answer.OMIT_NONE)
+    text = answer.render()
+    return Fitted(answer, content, text, estimate_tokens(content) + estimate_tokens(text), tuple(excluded))
+
+
+def _still_clipped(content: dict[str, Any], name: str) -> bool:
+    """Whether any text at `name` (`events[].data`) in `content` still carries the clip mark."""
+    nodes: list[Any] = [content]
+    for part in name.split("."):
+        key, many = (part[:-2], True) if part.endswith("[]") else (part, False)
+        nodes = [node[key] for node in nodes if isinstance(node, dict) and key in node]
+        nodes = [item for node in nodes for item in node] if many else nodes
+    return any(CLIP_MARK in text for node in nodes for text in _texts(node))
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _texts(item)]
+    if isinstance(value, list):
+        return [t for item in value for t in _texts(item)]
+    return []
+
+
+def shown(path: str) -> str:
+    """`events.*.data` as a reader sees it: `events[].data`."""
+    return path.replace(".*", "[]")
+
+
+def exclusion(paths: list[str]) -> dict[str, Any]:
+    """pydantic's nested `exclude` for field paths such as `executions.*.error.stack`."""
+    spec: dict[str, Any] = {}
+    for path in paths:
+        node = spec
+        *parents, leaf = ["__all__" if part == "*" else part for part in path.split(".")]
+        for part in parents:
+            child = node.setdefault(part, {})
+            if child is True:
+                break
+            node = child
+        else:
+            node[leaf] = True
+    return spec
+
+
+def item_paths(prefix: str, paths: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{prefix}.{path}" for path in paths)
+
+
+# ---- offset cursors ------------------------------------------------------------------------
+# For answers built whole and cut to fit (a trace, a timeline, failure groups): where the next
+# answer starts, bound to what it was issued for so it cannot be replayed against another call.
+
+
+def encode_offsets(key: str, *offsets: int) -> str:
+    raw = compact_json([*offsets, _digest(key)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_offsets(token: str, key: str, count: int) -> tuple[int, ...]:
+    """The offsets in `token`; InvalidInput when it is garbled or was issued for another `key`."""
+    try:
+        *offsets, digest = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        values = tuple(int(o) for o in offsets)
+        if len(values) != count or min(values) < 0:
+            raise ValueError(token)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            "cursor",
+            "is not a cursor this server issued",
+            hint="Pass next_cursor from the previous answer unchanged.",
+        ) from exc
+    if digest != _digest(key):
+        raise InvalidInput(
+            "cursor",
+            "was issued for a different call",
+            hint="Repeat the call's other arguments, or omit cursor.",
+        )
+    return values
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:10]

@@ -1,0 +1,75 @@
+"""What `tools/list` costs a client, and keeping it low.
+
+A client puts every tool's name, description, input schema and output schema in the model's
+context before the first call. pydantic's schemas carry much that no model reads: a `title` on
+every property ("Task Id" for `task_id`), `"default": null` on every optional argument, and an
+`anyOf [X, null]` where `"type": [X, "null"]` says the same, and descriptions of result fields
+that MCP_INTEGRATION.md documents. `compact_tool` removes those (the schemas keep their meaning,
+so validation against them is unchanged) and strips the docstring indentation from descriptions.
+`listing_tokens` is the figure MCP_INTEGRATION.md quotes, by the same estimate as every answer's
+budget (server.budget.estimate_tokens).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from mcp.types import Tool
+
+from server.budget import estimate_tokens
+
+_NESTED_MAPS = ("properties", "$defs", "patternProperties")
+
+
+def compact_schema(schema: Any, *, descriptions: bool = True) -> Any:
+    """`schema` without titles and null defaults (and, unless `descriptions`, without any
+    description or default: an output schema only validates), with `anyOf [X, null]` written as
+    `type: [X, "null"]`."""
+    if isinstance(schema, list):
+        return [compact_schema(item, descriptions=descriptions) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" or (key == "default" and (value is None or not descriptions)):
+            continue
+        if key == "description" and not descriptions:
+            continue
+        if key in _NESTED_MAPS and isinstance(value, dict):
+            out[key] = {name: compact_schema(sub, descriptions=descriptions) for name, sub in value.items()}
+        else:
+            out[key] = compact_schema(value, descriptions=descriptions)
+    return _nullable(out)
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    options = schema.get("anyOf")
+    if not (isinstance(options, list) and len(options) == 2 and {"type": "null"} in options):
+        return schema
+    other = options[0] if options[1] == {"type": "null"} else options[1]
+    if not isinstance(other.get("type"), str) or set(other) & set(schema) - {"anyOf"}:
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**rest, **other, "type": [other["type"], "null"]}
+
+
+def compact_tool(tool: Tool) -> Tool:
+    return tool.model_copy(
+        update={
+            "description": inspect.cleandoc(tool.description) if tool.description else tool.description,
+            "input_schema": compact_schema(tool.input_schema),
+            # The result fields are described in MCP_INTEGRATION.md; a model reads the answer itself,
+            # and clients use the output schema to validate, where descriptions change nothing.
+            "output_schema": compact_schema(tool.output_schema, descriptions=False)
+            if tool.output_schema
+            else tool.output_schema,
+        }
+    )
+
+
+def listing_tokens(tools: list[Tool]) -> int:
+    """Estimated tokens of a `tools/list` result holding `tools`, as a client receives it."""
+    return estimate_tokens(
+        {"tools": [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]}
+    )

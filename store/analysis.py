@@ -1,0 +1,275 @@
+"""Debugging views over the history: failure groups, run statistics, a task's timeline and the
+side-effect index. Pure: the models the store answers with and the rules that shape them
+(fingerprints, percentile ranks, trend buckets, timeline steps), no I/O.
+
+A failure's *fingerprint* groups "the same failure": the exception type, the message with its
+volatile parts replaced by placeholders (store.fingerprint.normalize_message) and the stack_hash
+(the call path). Two failures with the same stack but different messages ("disk full" vs
+"permission denied") are different groups; two with the same message apart from an id are one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from store.fingerprint import normalize_message
+from store.models import Execution, LifecycleEvent
+
+StatsGroupBy = Literal["task_id", "task_type", "actor"]
+SideEffectKind = Literal["file", "dir", "tool", "artifact", "script"]
+
+PERCENTILES = (50, 95, 99)
+PATTERNS_LIMIT_MAX = 50
+STATS_GROUPS_MAX = 100
+STORY_LIMIT_MAX = 500
+EFFECTS_LIMIT_MAX = 100
+TREND_BUCKETS = 12
+
+# Where each side-effect kind comes from in an execution's `io`; "dir" rows are derived from files.
+IO_FIELDS: dict[str, str] = {
+    "file": "files_written",
+    "tool": "tool_calls",
+    "artifact": "artifact_ids",
+    "script": "script_runs",
+}
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- rules -------------------------------------------------------------------------------
+
+
+def failure_fingerprint(error_type: str, message: str | None, stack_hash: str | None) -> str:
+    """16 hex chars naming (error type, normalized message, stack_hash)."""
+    payload = [error_type.strip(), normalize_message(message or ""), stack_hash or ""]
+    encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def directories_of(path: str) -> list[str]:
+    """Every directory above `path`, each ending in `/`: `a/b/c.txt` -> [`a/`, `a/b/`]."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts)) if parts[i] or i == 0]
+
+
+def side_effects_of(io: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(kind, value) pairs an execution's io (`Execution.io` dumped) declares, with the
+    directories above its files, each once."""
+    found: list[tuple[str, str]] = []
+    for kind, field in IO_FIELDS.items():
+        for value in io.get(field) or ():
+            if isinstance(value, str):
+                found.append((kind, value))
+                found += [("dir", d) for d in directories_of(value)] if kind == "file" else []
+    return list(dict.fromkeys(found))
+
+
+def percentile_rank(count: int, percentile: int) -> int:
+    """The 0-based rank of the `percentile`th value among `count` sorted values (nearest rank,
+    rounding down, no interpolation): p50 of 4 values is the 2nd, p99 of 100 is the 99th."""
+    return (count - 1) * percentile // 100
+
+
+def bucket_width_us(since_us: int, until_us: int, buckets: int = TREND_BUCKETS) -> int:
+    """Equal slices covering [since_us, until_us), at least one second each."""
+    return max(-(-(until_us - since_us) // buckets), 1_000_000)
+
+
+# ---- failure groups ----------------------------------------------------------------------
+
+
+class FailureExample(_View):
+    """The most recent failure of a group."""
+
+    task_id: str
+    trace_id: str
+    span_id: str
+    started_at: datetime
+    error_type: str
+    error_message: str
+    error_stack: str | None
+    stack_hash: str | None
+    fixed_by_retry: bool = Field(description="a later attempt of this trace succeeded")
+
+
+class FailureGroup(_View):
+    fingerprint: str
+    error_type: str
+    message: str = Field(description="the normalized message (ids, numbers and times as placeholders)")
+    stack_hash: str | None
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    tasks_affected: int
+    tasks: list[str] = Field(description="the most affected task ids, most failures first")
+    actors_affected: int
+    actors: list[str]
+    trend: list[int] = Field(description="failures per trend bucket, oldest first")
+    fixed_by_retry: int = Field(description="failures of this group whose trace later succeeded on a retry")
+    example: FailureExample
+
+
+class FailurePatterns(_View):
+    groups: list[FailureGroup]
+    total_groups: int
+    total_failures: int
+    trend_start: datetime | None
+    trend_bucket_seconds: int
+    offset: int
+
+
+# ---- statistics --------------------------------------------------------------------------
+
+
+class DurationStats(_View):
+    measured: int = Field(description="finished runs with a duration")
+    p50_ms: int | None
+    p95_ms: int | None
+    p99_ms: int | None
+
+
+class RunStats(_View):
+    key: str | None = Field(description="the group's task_id / task_type / actor; null without group_by")
+    runs: int
+    success: int
+    failed: int
+    partial: int
+    cancelled: int
+    running: int
+    success_rate: float | None = Field(description="success / finished runs")
+    retries: int = Field(description="runs with attempt > 1")
+    retry_rate: float | None
+    succeeded_after: dict[str, int] = Field(description="successful runs by attempt number")
+    durations: DurationStats
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+class TaskStats(_View):
+    groups: list[RunStats]
+    total_groups: int
+
+
+# ---- side effects ------------------------------------------------------------------------
+
+
+class SideEffectMatch(_View):
+    kind: SideEffectKind
+    value: str
+    execution: Execution
+
+
+class SideEffectPage(_View):
+    matches: list[SideEffectMatch]
+    total: int
+    total_exact: bool
+    has_more: bool
+    next_cursor: str | None
+
+
+# ---- timeline ----------------------------------------------------------------------------
+
+
+class Story(_View):
+    """The raw material of a timeline: executions and events of one task or one trace, the most
+    recent ones before `until`, and how many there are in all."""
+
+    task_id: str | None
+    trace_id: str | None
+    executions: list[Execution]
+    events: list[LifecycleEvent]
+    executions_total: int
+    events_total: int
+
+
+class Step(_View):
+    at: datetime
+    gap_ms: int | None = Field(description="milliseconds since the previous step")
+    kind: Literal["event", "execution"]
+    name: str = Field(description="the event type, or 'run' / 'worker run' for an execution")
+    actor: str | None = None
+    span_id: str | None = None
+    attempt: int | None = None
+    worker_id: str | None = None
+    status: str | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    files: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    note: str | None = None
+    anomaly: str | None = None
+    data: dict[str, Any] | None = None
+
+
+_NOTE_KEYS = ("worker_id", "handoff_id", "to_master", "assigned_to", "progress", "status", "reason", "result")
+
+
+def timeline_steps(story: Story) -> list[Step]:
+    """Executions and events as one time-ordered list, each with the gap since the one before.
+    When one kind was cut at its limit, the steps before its oldest kept item are left out so the
+    story is complete from where it starts."""
+    steps = [_run_step(e) for e in story.executions] + [_event_step(ev) for ev in story.events]
+    start = _complete_from(story)
+    steps = sorted(
+        (s for s in steps if start is None or s.at >= start), key=lambda s: (s.at, s.kind != "event")
+    )
+    gaps: list[Step] = []
+    for index, step in enumerate(steps):
+        gap = None if index == 0 else int((step.at - steps[index - 1].at).total_seconds() * 1000)
+        gaps.append(step.model_copy(update={"gap_ms": gap}))
+    return gaps
+
+
+def _complete_from(story: Story) -> datetime | None:
+    cut = []
+    if story.executions and len(story.executions) < story.executions_total:
+        cut.append(min(e.started_at for e in story.executions))
+    if story.events and len(story.events) < story.events_total:
+        cut.append(min(ev.ts for ev in story.events))
+    return max(cut) if cut else None
+
+
+def _run_step(e: Execution) -> Step:
+    error = f"{e.error.type}: {e.error.message}" if e.error else None
+    return Step(
+        at=e.started_at,
+        gap_ms=None,
+        kind="execution",
+        name="worker run" if e.worker_id else "run",
+        actor=e.actor,
+        span_id=e.span_id,
+        attempt=e.attempt,
+        worker_id=e.worker_id,
+        status=e.status,
+        duration_ms=e.duration_ms,
+        error=error,
+        files=list(e.io.files_written),
+        tools=list(e.io.tool_calls),
+    )
+
+
+def _event_step(ev: LifecycleEvent) -> Step:
+    notes = [f"{key}={ev.data[key]}" for key in _NOTE_KEYS if isinstance(ev.data.get(key), str | int | float)]
+    error = ev.data.get("error")
+    if isinstance(error, dict) and error.get("type"):
+        notes.append(f"error={error['type']}: {error.get('message', '')}")
+    return Step(
+        at=ev.ts,
+        gap_ms=None,
+        kind="event",
+        name=ev.event_type,
+        actor=ev.actor,
+        span_id=ev.span_id,
+        note=", ".join(notes) or None,
+        anomaly=ev.anomaly,
+        data=ev.data or None,
+    )

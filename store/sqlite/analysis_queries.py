@@ -1,0 +1,216 @@
+"""Query builders for the debugging reads (failure groups, run statistics, timelines, side
+effects), as (sql, params) like store.sqlite.queries: `?` placeholders, identifiers only from
+fixed allow-lists, and SQL that SQLite and PostgreSQL both accept (integer division, row values,
+window functions; no boolean sums)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from store.analysis import PERCENTILES
+from store.sqlite.rows import EVENT_SELECT, EXECUTION_SELECT
+
+Query = tuple[str, list[Any]]
+
+COUNT_CAP = 10_000
+
+
+def _where(parts: list[tuple[str, Any]]) -> Query:
+    """AND of the clauses whose value is not None (always at least `1=1`)."""
+    kept = [(clause, value) for clause, value in parts if value is not None]
+    return " AND ".join(c for c, _ in kept) or "1=1", [v for _, v in kept]
+
+
+# ---- failure groups ----------------------------------------------------------------------
+
+
+def failure_window(task_id: str | None, since_us: int | None, until_us: int | None) -> Query:
+    return _where([("task_id = ?", task_id), ("started_us >= ?", since_us), ("started_us < ?", until_us)])
+
+
+def failure_groups(window: Query, limit: int, offset: int) -> Query:
+    """The window's failure groups, commonest first: fingerprint, count, first, last, fixed."""
+    where, params = window
+    sql = (
+        "SELECT fingerprint, COUNT(*), MIN(started_us), MAX(started_us), COUNT(fixed_us) FROM failures "
+        f"WHERE {where} GROUP BY fingerprint ORDER BY COUNT(*) DESC, MAX(started_us) DESC, fingerprint "
+        "LIMIT ? OFFSET ?"
+    )
+    return sql, [*params, limit, offset]
+
+
+def failure_totals(window: Query) -> Query:
+    where, params = window
+    return (
+        f"SELECT COUNT(*), COUNT(DISTINCT fingerprint), MIN(started_us) FROM failures WHERE {where}",
+        params,
+    )
+
+
+def group_members(window: Query, fingerprint: str, column: str) -> Query:
+    """How often each task (or actor) had this failure in the window, most first."""
+    if column not in ("task_id", "actor"):
+        raise ValueError(column)
+    where, params = window
+    sql = (
+        f"SELECT {column}, COUNT(*) FROM failures WHERE fingerprint = ? AND {where} "
+        f"GROUP BY {column} ORDER BY COUNT(*) DESC, {column}"
+    )
+    return sql, [fingerprint, *params]
+
+
+def group_trend(window: Query, fingerprint: str, start_us: int, width_us: int) -> Query:
+    where, params = window
+    # GROUP BY 1, not the expression: PostgreSQL sees two different parameters as two expressions.
+    sql = f"SELECT (started_us - ?) / ?, COUNT(*) FROM failures WHERE fingerprint = ? AND {where} GROUP BY 1"
+    return sql, [start_us, width_us, fingerprint, *params]
+
+
+def group_example(window: Query, fingerprint: str) -> Query:
+    """The group's most recent failure, with what the example shows of it."""
+    where, params = window
+    sql = (
+        "SELECT e.task_id, e.trace_id, e.span_id, e.started_us, e.error_type, e.error_message, "
+        "e.error_stack, e.stack_hash, f.fixed_us "
+        "FROM executions AS e JOIN failures AS f ON f.exec_seq = e.seq "
+        "WHERE f.exec_seq = (SELECT exec_seq FROM failures "
+        f"WHERE fingerprint = ? AND {where} ORDER BY started_us DESC, exec_seq DESC LIMIT 1)"
+    )
+    return sql, [fingerprint, *params]
+
+
+# ---- run statistics ----------------------------------------------------------------------
+
+
+def stats_filter(
+    task_id: str | None, task_type: str | None, since_us: int | None, until_us: int | None, workers: bool
+) -> Query:
+    where, params = _where(
+        [
+            ("task_id = ?", task_id),
+            ("task_type = ?", task_type),
+            ("started_us >= ?", since_us),
+            ("started_us < ?", until_us),
+        ]
+    )
+    return f"{where} AND worker_id IS {'NOT ' if workers else ''}NULL", params
+
+
+# Grouping by expressions rather than columns keeps SQLite from walking an index that orders
+# the groups (ix_exec_status_attempt, ix_exec_type) but lacks the summed columns, which costs a
+# table lookup per row; it reads ix_exec_task_duration instead. (task_id may stay a column: that
+# index leads with it.) PostgreSQL wants the grouped expressions selected, hence GROUP BY 1, 2.
+_GROUP_KEYS = {"task_id": "task_id", "task_type": "task_type || ''", "actor": "actor || ''"}
+
+
+def stats_counts(scope: Query, group_by: str | None) -> Query:
+    """Runs by (group,) status and attempt, with measured durations and token sums."""
+    where, params = scope
+    keys = ([_GROUP_KEYS[group_by]] if group_by else []) + ["status || ''", "attempt + 0"]
+    sql = (
+        f"SELECT {', '.join(keys)}, COUNT(*), COUNT(duration_ms), SUM(input_tokens), SUM(output_tokens), "
+        f"SUM(cost) FROM executions WHERE {where} GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}"
+    )
+    return sql, params
+
+
+def duration_at_rank(scope: Query, rank: int) -> Query:
+    """The duration at 0-based `rank` in ascending order: a seek into ix_exec_task_duration
+    when the scope is one task, so p99 of 100,000 runs walks the index, never a sort."""
+    where, params = scope
+    sql = (
+        f"SELECT duration_ms FROM executions WHERE {where} AND duration_ms IS NOT NULL "
+        "ORDER BY duration_ms LIMIT 1 OFFSET ?"
+    )
+    return sql, [*params, rank]
+
+
+def durations_ranked(scope: Query, group_by: str | None) -> Query:
+    """Every group's percentile durations in one pass (one sort), for scopes no index orders:
+    rows (group, rank, count, duration_ms) at the ranks store.analysis.percentile_rank names."""
+    where, params = scope
+    key = _GROUP_KEYS[group_by] if group_by else None
+    partition = f"PARTITION BY {key}" if key else ""
+    picks = " OR ".join(f"rn = (n - 1) * {p} / 100" for p in PERCENTILES)
+    sql = (
+        f"SELECT g, rn, n, duration_ms FROM (SELECT {key or 'NULL'} AS g, duration_ms, "
+        f"ROW_NUMBER() OVER ({partition} ORDER BY duration_ms) - 1 AS rn, COUNT(*) OVER ({partition}) AS n "
+        f"FROM executions WHERE {where} AND duration_ms IS NOT NULL) AS ranked WHERE {picks}"
+    )
+    return sql, params
+
+
+# ---- timeline ----------------------------------------------------------------------------
+
+
+def story_executions(column: str, key: str, until_us: int | None, limit: int) -> Query:
+    """The most recent executions of a task or trace before `until_us`, newest first."""
+    if column not in ("task_id", "trace_id"):
+        raise ValueError(column)
+    where, params = _where([(f"{column} = ?", key), ("started_us < ?", until_us)])
+    sql = (
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE {where} ORDER BY started_us DESC, seq DESC LIMIT ?"
+    )
+    return sql, [*params, limit]
+
+
+def story_events(column: str, key: str, until_us: int | None, limit: int) -> Query:
+    if column not in ("task_id", "trace_id"):
+        raise ValueError(column)
+    where, params = _where([(f"{column} = ?", key), ("ts_us < ?", until_us)])
+    sql = f"SELECT {EVENT_SELECT} FROM events WHERE {where} ORDER BY ts_us DESC, seq DESC LIMIT ?"
+    return sql, [*params, limit]
+
+
+def story_counts(column: str, key: str, until_us: int | None) -> Query:
+    if column not in ("task_id", "trace_id"):
+        raise ValueError(column)
+    runs, run_params = _where([(f"{column} = ?", key), ("started_us < ?", until_us)])
+    events, event_params = _where([(f"{column} = ?", key), ("ts_us < ?", until_us)])
+    sql = (
+        f"SELECT (SELECT COUNT(*) FROM executions WHERE {runs}), (SELECT COUNT(*) FROM events WHERE {events})"
+    )
+    return sql, [*run_params, *event_params]
+
+
+# ---- side effects ------------------------------------------------------------------------
+
+
+def effects_filter(kind: str, value: str, since_us: int | None, until_us: int | None) -> Query:
+    return _where(
+        [
+            ("s.kind = ?", kind),
+            ("s.value = ?", value),
+            ("s.started_us >= ?", since_us),
+            ("s.started_us < ?", until_us),
+        ]
+    )
+
+
+def effects_page(scope: Query, task_id: str | None, after: tuple[int, int] | None, limit: int) -> Query:
+    """Matching executions newest first, keyset-paged on (started_us, exec_seq), one extra row."""
+    where, params = scope
+    if task_id is not None:
+        where += " AND e.task_id = ?"
+        params = [*params, task_id]
+    if after is not None:
+        where += " AND (s.started_us, s.exec_seq) < (?, ?)"
+        params = [*params, *after]
+    sql = (
+        f"SELECT s.exec_seq, s.kind, s.value, {', '.join('e.' + c for c in EXECUTION_SELECT.split(', '))} "
+        f"FROM side_effects AS s JOIN executions AS e ON e.seq = s.exec_seq WHERE {where} "
+        "ORDER BY s.started_us DESC, s.exec_seq DESC LIMIT ?"
+    )
+    return sql, [*params, limit + 1]
+
+
+def effects_count(scope: Query, task_id: str | None) -> Query:
+    where, params = scope
+    if task_id is not None:
+        where += " AND e.task_id = ?"
+        params = [*params, task_id]
+    sql = (
+        "SELECT COUNT(*) FROM (SELECT 1 FROM side_effects AS s JOIN executions AS e ON e.seq = s.exec_seq "
+        f"WHERE {where} LIMIT ?) AS capped"
+    )
+    return sql, [*params, COUNT_CAP + 1]

@@ -1,0 +1,297 @@
+"""The debugging reads (store.analysis views) for a backend with a snapshot pool: failure groups,
+run statistics, the raw material of a timeline, and side-effect search.
+
+Engine-neutral like store.sqlite.transfer: `?` SQL from store.sqlite.analysis_queries run in a
+snapshot, so `AnalysisMixin` serves SqliteBackend and PostgresBackend alike. Each read is one
+snapshot, so its several statements see one committed state."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from store.analysis import (
+    PERCENTILES,
+    DurationStats,
+    FailureExample,
+    FailureGroup,
+    FailurePatterns,
+    RunStats,
+    SideEffectMatch,
+    SideEffectPage,
+    Story,
+    TaskStats,
+    bucket_width_us,
+    percentile_rank,
+)
+from store.errors import InvalidInput
+from store.fingerprint import normalize_message
+from store.sqlite import analysis_queries as aq
+from store.sqlite import rows
+from store.timeutil import from_us, now_utc, to_us
+
+NAMED_MEMBERS = 5  # tasks / actors named per failure group (all are counted)
+STATUSES = ("success", "failed", "partial", "cancelled", "running")
+
+
+def _us(moment: datetime | None) -> int | None:
+    return None if moment is None else to_us(moment)
+
+
+class AnalysisMixin:
+    _readers: Any
+
+    async def failure_patterns(
+        self, task_id: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int
+    ) -> FailurePatterns:
+        window = aq.failure_window(task_id, _us(since), _us(until))
+        async with self._readers.snapshot() as snap:
+            failures, distinct, first_us = await snap.one(*aq.failure_totals(window))
+            start = _us(since) if since is not None else first_us
+            end = _us(until) if until is not None else to_us(now_utc()) + 1
+            width = bucket_width_us(start, end) if start is not None else 1_000_000
+            found = await snap.all(*aq.failure_groups(window, limit, offset))
+            buckets = -(-(end - start) // width) if start is not None else 0
+            groups = [await _group(snap, window, row, start or 0, width, buckets) for row in found]
+        return FailurePatterns(
+            groups=groups,
+            total_groups=int(distinct),
+            total_failures=int(failures),
+            trend_start=from_us(start) if start is not None else None,
+            trend_bucket_seconds=width // 1_000_000,
+            offset=offset,
+        )
+
+    async def run_stats(
+        self,
+        task_id: str | None,
+        task_type: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        group_by: str | None,
+        workers: bool,
+        limit: int,
+    ) -> TaskStats:
+        scope = aq.stats_filter(task_id, task_type, _us(since), _us(until), workers)
+        async with self._readers.snapshot() as snap:
+            tallies = _tally(await snap.all(*aq.stats_counts(scope, group_by)), grouped=group_by is not None)
+            if group_by is None and not tallies:
+                tallies[None] = _Tally()
+            ranked = sorted(tallies.items(), key=lambda kv: (-kv[1].runs, str(kv[0])))[:limit]
+            if task_id is not None or group_by == "task_id":  # one task per group: ix_exec_task_duration
+                durations = {
+                    key: await _indexed_percentiles(snap, scope, group_by, key, t) for key, t in ranked
+                }
+            else:
+                durations = _ranked_percentiles(await snap.all(*aq.durations_ranked(scope, group_by)))
+        groups = [t.stats(key, durations.get(key, {})) for key, t in ranked]
+        return TaskStats(groups=groups, total_groups=len(tallies))
+
+    async def story(
+        self, task_id: str | None, trace_id: str | None, until: datetime | None, limit: int
+    ) -> Story:
+        column, key = ("trace_id", trace_id) if trace_id is not None else ("task_id", task_id or "")
+        async with self._readers.snapshot() as snap:
+            runs = await snap.all(*aq.story_executions(column, key, _us(until), limit))
+            events = await snap.all(*aq.story_events(column, key, _us(until), limit))
+            runs_total, events_total = await snap.one(*aq.story_counts(column, key, _us(until)))
+        return Story(
+            task_id=task_id,
+            trace_id=trace_id,
+            executions=[rows.execution_from(r) for r in reversed(runs)],
+            events=[rows.event_from(r) for r in reversed(events)],
+            executions_total=int(runs_total),
+            events_total=int(events_total),
+        )
+
+    async def side_effects(
+        self,
+        kind: str,
+        value: str,
+        since: datetime | None,
+        until: datetime | None,
+        task_id: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> SideEffectPage:
+        digest = _digest(kind, value, since, until, task_id)
+        after = _decode_cursor(cursor, digest) if cursor else None
+        scope = aq.effects_filter(kind, value, _us(since), _us(until))
+        async with self._readers.snapshot() as snap:
+            found = await snap.all(*aq.effects_page(scope, task_id, after, limit))
+            (counted,) = await snap.one(*aq.effects_count(scope, task_id))
+        page = found[:limit]
+        matches = [SideEffectMatch(kind=r[1], value=r[2], execution=rows.execution_from(r[3:])) for r in page]
+        last = page[-1] if page else None
+        more = len(found) > limit and last is not None
+        next_cursor = (
+            _encode_cursor(to_us(matches[-1].execution.started_at), int(last[0]), digest) if more else None
+        )
+        return SideEffectPage(
+            matches=matches,
+            total=min(int(counted), aq.COUNT_CAP),
+            total_exact=counted <= aq.COUNT_CAP,
+            has_more=more,
+            next_cursor=next_cursor,
+        )
+
+
+# ---- failure groups ----------------------------------------------------------------------
+
+
+async def _group(
+    snap: Any, window: aq.Query, row: Sequence[Any], start_us: int, width_us: int, buckets: int
+) -> FailureGroup:
+    fingerprint, count, first_us, last_us, fixed = row
+    tasks = await snap.all(*aq.group_members(window, fingerprint, "task_id"))
+    actors = [r for r in await snap.all(*aq.group_members(window, fingerprint, "actor")) if r[0] is not None]
+    trend = [0] * max(buckets, 1)
+    for bucket, n in await snap.all(*aq.group_trend(window, fingerprint, start_us, width_us)):
+        trend[min(int(bucket), len(trend) - 1)] += int(n)
+    example = await snap.one(*aq.group_example(window, fingerprint))
+    task_id, trace_id, span_id, started_us, error_type, message, stack, stack_hash, fixed_us = example
+    return FailureGroup(
+        fingerprint=fingerprint,
+        error_type=error_type,
+        message=normalize_message(message or ""),
+        stack_hash=stack_hash,
+        count=int(count),
+        first_seen=from_us(int(first_us)),
+        last_seen=from_us(int(last_us)),
+        tasks_affected=len(tasks),
+        tasks=[r[0] for r in tasks[:NAMED_MEMBERS]],
+        actors_affected=len(actors),
+        actors=[r[0] for r in actors[:NAMED_MEMBERS]],
+        trend=trend,
+        fixed_by_retry=int(fixed),
+        example=FailureExample(
+            task_id=task_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            started_at=from_us(int(started_us)),
+            error_type=error_type,
+            error_message=message or "",
+            error_stack=stack,
+            stack_hash=stack_hash,
+            fixed_by_retry=fixed_us is not None,
+        ),
+    )
+
+
+# ---- run statistics ----------------------------------------------------------------------
+
+
+class _Tally:
+    """Counts for one group, gathered from its (status, attempt) rows."""
+
+    def __init__(self) -> None:
+        self.by_status: dict[str, int] = defaultdict(int)
+        self.succeeded_after: dict[str, int] = {}
+        self.retries = 0
+        self.measured = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost = 0.0
+
+    @property
+    def runs(self) -> int:
+        return sum(self.by_status.values())
+
+    def add(self, status: str, attempt: int, count: int, measured: int, tokens: Sequence[Any]) -> None:
+        self.by_status[status] += count
+        self.retries += count if attempt > 1 else 0
+        self.measured += measured
+        if status == "success":
+            self.succeeded_after[str(attempt)] = self.succeeded_after.get(str(attempt), 0) + count
+        self.input_tokens += int(tokens[0] or 0)
+        self.output_tokens += int(tokens[1] or 0)
+        self.cost += float(tokens[2] or 0)
+
+    def stats(self, key: str | None, durations: dict[int, int]) -> RunStats:
+        finished = self.runs - self.by_status["running"]
+        return RunStats(
+            key=key,
+            runs=self.runs,
+            **{s: self.by_status[s] for s in STATUSES},
+            success_rate=_rate(self.by_status["success"], finished),
+            retries=self.retries,
+            retry_rate=_rate(self.retries, self.runs),
+            succeeded_after=dict(sorted(self.succeeded_after.items(), key=lambda kv: int(kv[0]))),
+            durations=DurationStats(
+                measured=self.measured,
+                p50_ms=durations.get(50),
+                p95_ms=durations.get(95),
+                p99_ms=durations.get(99),
+            ),
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost=round(self.cost, 6),
+        )
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _tally(found: list[Any], *, grouped: bool) -> dict[Any, _Tally]:
+    tallies: dict[Any, _Tally] = defaultdict(_Tally)
+    for row in found:
+        key, rest = (row[0], row[1:]) if grouped else (None, row)
+        status, attempt, count, measured, *tokens = rest
+        tallies[key].add(status, int(attempt), int(count), int(measured), tokens)
+    return dict(tallies)
+
+
+async def _indexed_percentiles(
+    snap: Any, scope: aq.Query, group_by: str | None, key: Any, tally: _Tally
+) -> dict[int, int]:
+    where, params = scope
+    if group_by == "task_id":
+        where, params = f"{where} AND task_id = ?", [*params, key]
+    found: dict[int, int] = {}
+    for p in PERCENTILES if tally.measured else ():
+        (value,) = await snap.one(*aq.duration_at_rank((where, params), percentile_rank(tally.measured, p)))
+        found[p] = int(value)
+    return found
+
+
+def _ranked_percentiles(found: list[Any]) -> dict[Any, dict[int, int]]:
+    durations: dict[Any, dict[int, int]] = defaultdict(dict)
+    for key, rank, count, value in found:
+        for p in PERCENTILES:
+            if percentile_rank(int(count), p) == int(rank):
+                durations[key][p] = int(value)
+    return durations
+
+
+# ---- side-effect cursor ------------------------------------------------------------------
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12]
+
+
+def _encode_cursor(started_us: int, seq: int, digest: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([started_us, seq, digest]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(token: str, digest: str) -> tuple[int, int]:
+    try:
+        started_us, seq, made_for = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        position = (int(started_us), int(seq))
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            "cursor",
+            "is not a cursor this server issued",
+            hint="Pass next_cursor from the previous page unchanged.",
+        ) from exc
+    if made_for != digest:
+        raise InvalidInput(
+            "cursor", "was issued for a different search", hint="Repeat the same arguments, or omit cursor."
+        )
+    return position

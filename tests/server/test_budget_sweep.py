@@ -1,0 +1,187 @@
+"""Every read tool, over a large generated history (tests/server/big_history.py), at every detail
+level and a range of budgets: each answer stays within max_tokens by the documented estimate
+(structured content plus text), and states truncation honestly - `truncated` is true exactly when
+a field was dropped, text was clipped or items were left out, what it names as dropped is really
+gone, and an answer that says it is whole is the same as the answer with the largest budget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from big_history import BigHistory, build
+from mcp import Client
+
+from config import load_settings
+from server.app import build_server
+from server.budget import CLIP_MARK, MAX_TOKENS_LIMIT, estimate_tokens
+from server.tools import READ_TOOLS
+
+BUDGETS = (1_000, 3_000, 8_000, MAX_TOKENS_LIMIT)
+DETAILS = ("summary", "standard", "full")
+ITEMS = {  # the lists `returned` counts
+    "tasks_list": ("executions",),
+    "tasks_by_trace": ("executions", "events"),
+    "tasks_last_failed": ("failures",),
+    "tasks_get": ("events",),
+    "tasks_failure_patterns": ("groups",),
+    "tasks_stats": ("groups",),
+    "tasks_timeline": ("steps",),
+    "tasks_side_effects": ("matches",),
+}
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigHistory]:
+    import asyncio
+
+    path = tmp_path_factory.mktemp("big") / "history.db"
+    yield asyncio.run(build(path))
+
+
+def calls(h: BigHistory) -> dict[str, list[dict[str, Any]]]:
+    quiet = {"task_id": h.quiet_task}
+    return {
+        "tasks_list": [
+            {},
+            {"limit": 100},
+            {"status": "failed", "limit": 100},
+            {"task_id": h.busy_task, "limit": 100},
+            quiet,
+        ],
+        "tasks_by_trace": [{"trace_id": h.big_trace}, {"trace_id": h.retry_trace}, {"trace_id": "quiet-7"}],
+        "tasks_last_failed": [
+            {},
+            {"limit": 50},
+            {"limit": 50, "unique_errors": True},
+            {"task_id": h.busy_task},
+            quiet,
+        ],
+        "tasks_get": [
+            {"span_id": h.long_failure},
+            {"span_id": h.worker_span},
+            {"span_id": h.spans[500]},
+            {"span_id": "quiet-span-7"},
+        ],
+        "tasks_failure_patterns": [{}, {"limit": 50}, {"task_id": h.busy_task, "limit": 50}, quiet],
+        "tasks_stats": [
+            {"task_id": h.busy_task},
+            {"group_by": "task_id", "limit": 100},
+            {"group_by": "actor"},
+        ],
+        "tasks_timeline": [
+            {"task_id": h.busy_task},
+            {"trace_id": h.big_trace},
+            {"trace_id": h.retry_trace},
+            quiet,
+        ],
+        "tasks_side_effects": [
+            {"file": "reports/"},
+            {"tool_call": "grep", "limit": 100},
+            {"file": h.file},
+            {"file": "quiet/"},
+        ],
+    }
+
+
+def _client(path: Path) -> Client:
+    return Client(build_server(load_settings({"database_url": str(path)}, environ={})))
+
+
+async def _call(client: Client, tool: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, f"{tool}({arguments}): {result.content[0].text}"
+    assert result.structured_content is not None
+    return result.structured_content, result.content[0].text  # type: ignore[union-attr]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _present(content: dict[str, Any], shown_path: str) -> bool:
+    """Whether any item still has the field `events[].data` names."""
+    nodes: list[Any] = [content]
+    for part in shown_path.split("."):
+        name, many = (part[:-2], True) if part.endswith("[]") else (part, False)
+        nodes = [n[name] for n in nodes if isinstance(n, dict) and name in n]
+        nodes = [item for n in nodes for item in n] if many else nodes
+    return bool(nodes)
+
+
+def check(
+    tool: str, arguments: dict[str, Any], content: dict[str, Any], text: str, ample: dict[str, Any]
+) -> None:
+    budget = arguments["max_tokens"]
+    where = f"{tool}({arguments})"
+    assert estimate_tokens(content) + estimate_tokens(text) <= budget, where
+    cut = bool(content["dropped_fields"] or content["clipped_fields"] or content["omitted"])
+    assert content["truncated"] is cut, where
+    if cut:
+        assert isinstance(content["rest"], str) and content["rest"], where
+    marked = any(CLIP_MARK in s for s in _strings({k: v for k, v in content.items() if k != "rest"}))
+    assert marked is bool(content["clipped_fields"]), where
+    for name in content["dropped_fields"]:
+        assert not _present(content, name), f"{where}: {name} is said dropped but is there"
+    assert content["returned"] == sum(len(content[name]) for name in ITEMS[tool]), where
+    if not content["truncated"]:
+        assert content == ample, f"{where} says it is whole but differs from the largest-budget answer"
+
+
+@pytest.mark.parametrize("tool", [spec.name for spec in READ_TOOLS])
+async def test_every_answer_fits_its_budget_and_says_what_it_left_out(history: BigHistory, tool: str) -> None:
+    seen_cut = seen_whole = 0
+    async with _client(history.path) as client:
+        for base in calls(history)[tool]:
+            for detail in DETAILS:
+                ample, _ = await _call(
+                    client, tool, {**base, "detail": detail, "max_tokens": MAX_TOKENS_LIMIT}
+                )
+                for budget in BUDGETS:
+                    arguments = {**base, "detail": detail, "max_tokens": budget}
+                    content, text = await _call(client, tool, arguments)
+                    check(tool, arguments, content, text, ample)
+                    seen_cut += content["truncated"]
+                    seen_whole += not content["truncated"]
+    assert seen_cut and seen_whole  # the sweep exercised both kinds of answer
+
+
+async def test_a_budget_cut_list_continues_at_its_cursor_without_gaps(history: BigHistory) -> None:
+    async with _client(history.path) as client:
+        whole, _ = await _call(
+            client,
+            "tasks_list",
+            {"status": "failed", "limit": 60, "max_tokens": MAX_TOKENS_LIMIT, "detail": "summary"},
+        )
+        assert whole["omitted"] == 0 and whole["returned"] == 60
+        seen: list[str] = []
+        page, _ = await _call(client, "tasks_list", {"status": "failed", "limit": 60, "max_tokens": 1000})
+        while len(seen) < 60:
+            assert page["returned"] > 0
+            seen += [e["span_id"] for e in page["executions"]]
+            arguments = {"status": "failed", "limit": 60 - len(seen), "max_tokens": 1000}
+            if len(seen) < 60:
+                page, _ = await _call(client, "tasks_list", {**arguments, "cursor": page["next_cursor"]})
+    assert seen == [e["span_id"] for e in whole["executions"]]
+
+
+async def test_a_budget_cut_trace_pages_through_every_event_once(history: BigHistory) -> None:
+    async with _client(history.path) as client:
+        arguments: dict[str, Any] = {"trace_id": history.big_trace, "detail": "summary", "max_tokens": 4000}
+        events: list[str] = []
+        while True:
+            page, _ = await _call(client, "tasks_by_trace", arguments)
+            events += [e["ts"] + e["event_type"] for e in page["events"]]
+            if not page["next_cursor"] or not page["omitted"]:
+                break
+            arguments["cursor"] = page["next_cursor"]
+    assert len(events) == page["total"] - 1 and len(events) >= 1000  # every event (and one execution)

@@ -1,0 +1,168 @@
+"""The debugging tools, resources and prompt through the SDK's in-memory client: what
+tasks_failure_patterns, tasks_stats, tasks_timeline and tasks_side_effects answer, the errors a
+model can fix, the execution and trace resources, and the debug_recent_failures prompt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+from tool_support import (
+    HANDOFF,
+    SEED_TASK,
+    WORKER,
+    assert_readable_error,
+    fail_once,
+    ok,
+    text_of,
+    walk_seed_000,
+)
+
+Connect = Callable[..., Client]
+T0 = "2025-11-04T18:29:12Z"
+
+
+async def _failing_history(client: Client) -> dict[str, Any]:
+    """Three failures of one kind (ids differ), one of another; the first is fixed by a retry."""
+    first = await fail_once(client, "ingest", "user 1 missing")
+    retry = await ok(client, "tasks_start", task_id="ingest", retry_of=first["span_id"])
+    await ok(client, "tasks_finish", span_id=retry["span_id"], status="success")
+    await fail_once(client, "ingest", "user 22 missing")
+    await fail_once(client, "report", "user 333 missing")
+    await fail_once(client, "report", "disk full")
+    return first
+
+
+async def test_failure_patterns_group_by_fingerprint_with_retry_fixes(connect: Connect) -> None:
+    async with connect() as client:
+        await _failing_history(client)
+        answer = await ok(client, "tasks_failure_patterns")
+        text = await text_of(client, "tasks_failure_patterns")
+    assert (answer["total"], answer["total_failures"], answer["returned"]) == (2, 4, 2)
+    top = answer["groups"][0]
+    assert top["count"] == 3 and top["message"] == "user <n> missing" and top["fixed_by_retry"] == 1
+    assert top["tasks_affected"] == 2 and sum(top["trend"]) == 3
+    assert top["example"]["trace_id"] and answer["truncated"] is False
+    assert text.startswith("2 of 2 failure groups (4 failures)") and "tasks_by_trace" in text
+
+
+async def test_failure_patterns_page_with_their_cursor(connect: Connect) -> None:
+    async with connect() as client:
+        await _failing_history(client)
+        first = await ok(client, "tasks_failure_patterns", limit=1)
+        second = await ok(client, "tasks_failure_patterns", limit=1, cursor=first["next_cursor"])
+        await assert_readable_error(
+            client, "tasks_failure_patterns", {"cursor": first["next_cursor"], "task_id": "x"}, ["cursor"]
+        )
+    assert first["has_more"] and not second["has_more"]
+    assert {g["fingerprint"] for g in first["groups"] + second["groups"]} == {
+        g["fingerprint"] for g in (first["groups"] + second["groups"])
+    } and len(first["groups"] + second["groups"]) == 2
+
+
+async def test_stats_answer_one_row_or_one_per_group(connect: Connect) -> None:
+    async with connect() as client:
+        await _failing_history(client)
+        overall = await ok(client, "tasks_stats", task_id="ingest")
+        grouped = await ok(client, "tasks_stats", group_by="task_id")
+        text = await text_of(client, "tasks_stats", group_by="task_id")
+    [row] = overall["groups"]
+    assert (row["runs"], row["success"], row["failed"], row["retries"]) == (3, 1, 2, 1)
+    assert row["succeeded_after"] == {"2": 1} and row["durations"]["measured"] == 3
+    assert [g["key"] for g in grouped["groups"]] == ["ingest", "report"] and grouped["total"] == 2
+    assert "by task_id" in text and "p95" in text
+
+
+async def test_the_timeline_tells_the_seed_000_story_with_workers_and_handoffs(connect: Connect) -> None:
+    async with connect() as client:
+        trace_id = await walk_seed_000(client)
+        by_task = await ok(client, "tasks_timeline", task_id=SEED_TASK)
+        by_trace = await ok(client, "tasks_timeline", trace_id=trace_id, detail="full")
+        text = await text_of(client, "tasks_timeline", task_id=SEED_TASK)
+    names = [s["name"] for s in by_task["steps"]]
+    assert names[0] == "task_created" and "worker run" in names and "run" in names
+    handoff = next(s for s in by_task["steps"] if s["name"] == "handoff_created")
+    assert HANDOFF in handoff["note"] and all("gap_ms" in s for s in by_task["steps"][1:])
+    worker = next(s for s in by_task["steps"] if s["name"] == "worker run")
+    assert worker["worker_id"] == WORKER and worker["status"] == "success"
+    assert by_task["returned"] == by_task["total"] == 13 and by_task["truncated"] is False
+    assert any("data" in s for s in by_trace["steps"])  # event data at detail=full
+    assert "Timeline of task task-001" in text and "handoff_created" in text
+
+
+async def test_the_timeline_pages_back_with_until(connect: Connect) -> None:
+    async with connect() as client:
+        await walk_seed_000(client)
+        small = await ok(client, "tasks_timeline", task_id=SEED_TASK, max_tokens=1000)
+        assert small["truncated"] and small["omitted"] > 0 and "until=" in small["rest"]
+        earlier = await ok(client, "tasks_timeline", task_id=SEED_TASK, until=small["steps"][0]["at"])
+    assert earlier["total"] < small["total"]
+
+
+@pytest.mark.parametrize(
+    "arguments", [{}, {"task_id": "t", "trace_id": "4f1c2d0e-0000-4000-8000-000000000000"}]
+)
+async def test_the_timeline_needs_exactly_one_of_task_and_trace(
+    connect: Connect, arguments: dict[str, Any]
+) -> None:
+    async with connect() as client:
+        await assert_readable_error(
+            client, "tasks_timeline", arguments, ["exactly one of task_id and trace_id"]
+        )
+
+
+async def test_side_effects_find_a_file_a_directory_and_a_tool(connect: Connect) -> None:
+    async with connect() as client:
+        io = {"files_written": ["reports/2025/summary.json"], "tool_calls": ["web_search"]}
+        done = await ok(client, "tasks_record", task_id="writer", status="success", started_at=T0, io=io)
+        by_file = await ok(client, "tasks_side_effects", file="reports/2025/summary.json")
+        by_dir = await ok(client, "tasks_side_effects", file="reports/")
+        by_tool = await ok(client, "tasks_side_effects", tool_call="web_search", detail="full")
+        nothing = await text_of(client, "tasks_side_effects", tool_call="never_called")
+    assert [m["span_id"] for m in by_file["matches"]] == [done["span_id"]]
+    assert by_dir["matches"][0]["kind"] == "dir" and by_dir["query"] == "directory reports/"
+    assert by_tool["matches"][0]["tool_calls"] == ["web_search"]
+    assert nothing == "No execution recorded the tool call never_called."
+
+
+@pytest.mark.parametrize("arguments", [{}, {"file": "a.txt", "tool_call": "grep"}])
+async def test_side_effects_search_one_thing_at_a_time(connect: Connect, arguments: dict[str, Any]) -> None:
+    async with connect() as client:
+        await assert_readable_error(
+            client, "tasks_side_effects", arguments, ["exactly one of file and tool_call"]
+        )
+
+
+async def test_the_resources_attach_one_execution_and_one_trace(connect: Connect) -> None:
+    async with connect() as client:
+        failed = await fail_once(client, "ingest", "boom " * 2000)
+        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        execution = await client.read_resource(f"task-history://execution/{failed['span_id']}")
+        trace = await client.read_resource(f"task-history://trace/{failed['trace_id']}")
+        with pytest.raises(MCPError, match="No execution with span_id"):
+            await client.read_resource("task-history://execution/no-such-span")
+    assert templates == {"task-history://execution/{span_id}", "task-history://trace/{trace_id}"}
+    document = json.loads(execution.contents[0].text)["document"]  # type: ignore[union-attr]
+    assert document["content"]["structured"]["error"]["message"] == "boom " * 2000  # never clipped
+    body = json.loads(trace.contents[0].text)  # type: ignore[union-attr]
+    assert body["trace_id"] == failed["trace_id"] and len(body["executions"]) == 1 and not body["truncated"]
+
+
+async def test_the_prompt_walks_from_last_failed_to_one_tasks_list(connect: Connect) -> None:
+    async with connect() as client:
+        [prompt] = (await client.list_prompts()).prompts
+        rendered = await client.get_prompt("debug_recent_failures", {"task_id": "nightly_ingest"})
+    assert prompt.name == "debug_recent_failures" and {a.name for a in prompt.arguments or []} == {
+        "task_id",
+        "since",
+    }
+    text = rendered.messages[0].content.text  # type: ignore[union-attr]
+    order = [
+        text.index(tool)
+        for tool in ("tasks_last_failed(", "tasks_failure_patterns(", "tasks_by_trace(", "tasks_list(")
+    ]
+    assert order == sorted(order) and "task_id='nightly_ingest'" in text and "rest" in text

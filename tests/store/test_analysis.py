@@ -1,0 +1,213 @@
+"""The debugging reads (store.analysis): failure groups by fingerprint, run statistics with
+percentiles, timelines, and the side-effect index kept at write time. Each test runs on SQLite
+and, when configured, PostgreSQL (the `store` fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store import InvalidInput, Store
+from store.admin import copy_history
+from store.analysis import failure_fingerprint, percentile_rank, timeline_steps
+from store.models import ErrorInput, EventRequest, Execution, IOEffects, RecordRequest, Usage
+
+T0 = datetime(2025, 11, 1, tzinfo=UTC)
+STACK = 'Traceback (most recent call last):\n  File "/srv/app/jobs/load.py", line 12, in run\nKeyError: x'
+OTHER_STACK = (
+    'Traceback (most recent call last):\n  File "/srv/app/jobs/save.py", line 40, in save\nKeyError: x'
+)
+
+
+async def record(
+    store: Store, task_id: str, minute: float, status: str = "success", *, seconds: float = 5, **extra: Any
+) -> Execution:
+    start = T0 + timedelta(minutes=minute)
+    req = RecordRequest(
+        task_id=task_id, status=status, started_at=start, ended_at=start + timedelta(seconds=seconds), **extra
+    )  # type: ignore[arg-type]
+    return (await store.record(req)).execution
+
+
+def failed(
+    message: str = "user 42 missing", stack: str | None = STACK, kind: str = "KeyError"
+) -> dict[str, Any]:
+    return {"status": "failed", "error": ErrorInput(type=kind, message=message, stack=stack)}
+
+
+# ---- failure groups ----------------------------------------------------------------------
+
+
+async def test_failures_that_differ_only_in_ids_are_one_group_and_other_messages_are_not(
+    store: Store,
+) -> None:
+    for minute, user in enumerate((1, 22, 333)):
+        await record(store, "load", minute, **failed(f"user {user} missing"))
+    await record(store, "load", 10, **failed("disk full"))
+    await record(store, "load", 11, **failed("user 9 missing", stack=OTHER_STACK))
+    patterns = await store.failure_patterns()
+    assert patterns.total_failures == 5 and patterns.total_groups == 3
+    top = patterns.groups[0]
+    assert (top.count, top.message, top.error_type) == (3, "user <n> missing", "KeyError")
+    assert top.fingerprint == failure_fingerprint("KeyError", "user 1 missing", top.stack_hash)
+    assert top.first_seen == T0 and top.last_seen == T0 + timedelta(minutes=2)
+    assert sorted(g.count for g in patterns.groups) == [1, 1, 3]
+
+
+async def test_a_group_names_its_tasks_and_actors_and_its_trend_adds_up(store: Store) -> None:
+    for minute in range(6):
+        await record(store, f"task-{minute % 3}", minute * 60, actor=f"agent-{minute % 2}", **failed())
+    [group] = (await store.failure_patterns(since=T0, until=T0 + timedelta(hours=6))).groups
+    assert group.tasks_affected == 3 and set(group.tasks) == {"task-0", "task-1", "task-2"}
+    assert group.actors_affected == 2 and set(group.actors) == {"agent-0", "agent-1"}
+    assert sum(group.trend) == group.count == 6 and len(group.trend) == 12
+    assert group.trend[0] == 1 and group.trend[-2] == 1  # hour 0 and hour 5 of a 6-hour window
+    assert group.example.started_at == T0 + timedelta(hours=5)
+
+
+async def test_a_failure_fixed_by_a_later_retry_is_counted_either_way_round(store: Store) -> None:
+    first = await record(store, "flaky", 0, **failed())
+    await record(store, "flaky", 1, retry_of=first.span_id)
+    lonely = await record(store, "broken", 2, **failed())
+    [group] = (await store.failure_patterns()).groups
+    assert group.fixed_by_retry == 1 and group.count == 2
+    assert group.example.span_id == lonely.span_id and not group.example.fixed_by_retry
+    # A failed attempt recorded after the success that retried it (an import) is fixed too.
+    retried = await record(store, "late", 3, **failed())
+    await record(store, "late", 5, retry_of=retried.span_id)
+    assert (await store.failure_patterns(task_id="late")).groups[0].fixed_by_retry == 1
+
+
+async def test_patterns_page_with_an_offset_and_filter_by_task(store: Store) -> None:
+    for n in range(5):
+        for k in range(n + 1):
+            await record(store, "t", n * 10 + k, **failed(f"error kind {'abcde'[n]}", kind=f"E{n}"))
+    first = await store.failure_patterns(limit=2)
+    rest = await store.failure_patterns(limit=2, offset=2)
+    assert [g.count for g in first.groups + rest.groups] == [5, 4, 3, 2]
+    assert (await store.failure_patterns(task_id="nobody")).total_failures == 0
+    with pytest.raises(InvalidInput):
+        await store.failure_patterns(limit=51)
+
+
+# ---- statistics --------------------------------------------------------------------------
+
+
+async def test_stats_count_outcomes_retries_and_tokens(store: Store) -> None:
+    first = await record(store, "job", 0, **failed(), usage=Usage(input_tokens=10, output_tokens=2, cost=0.5))
+    await record(store, "job", 1, retry_of=first.span_id, usage=Usage(input_tokens=5, output_tokens=1))
+    await record(store, "job", 2, status="partial")
+    await record(store, "job", 3)
+    [row] = (await store.stats(task_id="job")).groups
+    assert (row.runs, row.success, row.failed, row.partial, row.running) == (4, 2, 1, 1, 0)
+    assert row.success_rate == 0.5 and row.retries == 1 and row.retry_rate == 0.25
+    assert row.succeeded_after == {"1": 1, "2": 1}
+    assert (row.input_tokens, row.output_tokens, row.cost) == (15, 3, 0.5)
+
+
+@pytest.mark.parametrize("runs", [1, 2, 7, 100])
+async def test_percentiles_are_the_nearest_rank_below_on_both_paths(store: Store, runs: int) -> None:
+    durations = [(n * 37) % 101 + 1 for n in range(runs)]  # seconds, in no particular order
+    for minute, seconds in enumerate(durations):
+        await record(store, "job", minute, seconds=seconds, task_type="batch")
+    ordered = sorted(d * 1000 for d in durations)
+    want = [ordered[percentile_rank(runs, p)] for p in (50, 95, 99)]
+    by_task = (await store.stats(task_id="job")).groups[0].durations  # the index path
+    by_type = (await store.stats(task_type="batch")).groups[0].durations  # the window-function path
+    for d in (by_task, by_type):
+        assert d.measured == runs and [d.p50_ms, d.p95_ms, d.p99_ms] == want
+
+
+async def test_stats_group_by_task_most_runs_first_and_workers_apart(store: Store) -> None:
+    for minute in range(3):
+        await record(store, "busy", minute, actor="a")
+    await record(store, "quiet", 5, actor="b", **failed())
+    grouped = await store.stats(group_by="task_id")
+    assert [(g.key, g.runs) for g in grouped.groups] == [("busy", 3), ("quiet", 1)]
+    assert grouped.total_groups == 2 and (await store.stats(group_by="task_id", limit=1)).total_groups == 2
+    assert [g.key for g in (await store.stats(group_by="actor")).groups] == ["a", "b"]
+    assert (await store.stats(workers=True)).groups[0].runs == 0
+    assert (await store.stats(task_id="nobody")).groups[0].runs == 0
+
+
+async def test_worker_runs_are_counted_apart_from_the_tasks_own(store: Store) -> None:
+    await store.log_event(EventRequest(event_type="task_started", task_id="t", ts=T0))
+    worker = {"worker_id": "w-1", "worker_type": "scan"}
+    await store.log_event(EventRequest(event_type="worker_started", task_id="t", data=worker, ts=T0))
+    await store.log_event(EventRequest(event_type="worker_completed", task_id="t", data=worker, ts=T0))
+    assert (await store.stats(task_id="t")).groups[0].runs == 1
+    assert (await store.stats(task_id="t", workers=True)).groups[0].success == 1
+
+
+# ---- timeline ----------------------------------------------------------------------------
+
+
+async def test_a_story_merges_runs_and_events_in_time_order_with_gaps(store: Store) -> None:
+    at = T0 + timedelta(seconds=30)
+    await store.log_event(EventRequest(event_type="task_created", task_id="t", ts=T0))
+    await store.log_event(EventRequest(event_type="task_started", task_id="t", actor="m", ts=at))
+    handoff = {"handoff_id": "h-1", "to_master": "dev"}
+    await store.log_event(EventRequest(event_type="handoff_created", task_id="t", data=handoff, ts=at))
+    story = await store.story(task_id="t")
+    steps = timeline_steps(story)
+    assert [s.name for s in steps] == ["task_created", "task_started", "handoff_created", "run"]
+    assert steps[1].gap_ms == 30_000 and steps[0].gap_ms is None
+    assert steps[2].note == "handoff_id=h-1, to_master=dev"
+    assert (
+        await store.story(trace_id=story.executions[0].trace_id)
+    ).events_total == 3  # the trace opens at task_created
+    assert (await store.story(task_id="t", until=at)).events_total == 1
+
+
+async def test_a_story_needs_exactly_one_of_task_and_trace(store: Store) -> None:
+    for bad in ({}, {"task_id": "t", "trace_id": "x"}):
+        with pytest.raises(InvalidInput):
+            await store.story(**bad)
+
+
+# ---- side effects ------------------------------------------------------------------------
+
+
+async def test_side_effects_find_files_directories_and_tools(store: Store) -> None:
+    io = IOEffects(files_written=["reports/2025/a.json", "notes.md"], tool_calls=["grep", "bash"])
+    wrote = await record(store, "writer", 0, io=io)
+    await record(store, "other", 1, io=IOEffects(files_written=["reports/b.json"]))
+    assert [m.execution.span_id for m in (await store.side_effects("file", "notes.md")).matches] == [
+        wrote.span_id
+    ]
+    assert (await store.side_effects("dir", "reports/")).total == 2
+    assert (await store.side_effects("dir", "reports/2025/")).total == 1
+    assert (await store.side_effects("tool", "grep")).matches[0].value == "grep"
+    assert (await store.side_effects("tool", "grep", task_id="other")).total == 0
+
+
+async def test_side_effects_page_newest_first_with_a_cursor(store: Store) -> None:
+    for minute in range(5):
+        await record(store, "w", minute, io=IOEffects(files_written=["out.txt"]))
+    seen, cursor = [], None
+    while True:
+        page = await store.side_effects("file", "out.txt", limit=2, cursor=cursor)
+        seen += [m.execution.started_at for m in page.matches]
+        if not page.has_more:
+            break
+        cursor = page.next_cursor
+    assert seen == sorted(seen, reverse=True) and len(seen) == 5
+    with pytest.raises(InvalidInput):
+        await store.side_effects("file", "other.txt", cursor=page.next_cursor or cursor)
+
+
+async def test_a_copied_history_keeps_its_failure_groups_and_side_effects(
+    database_url: str, tmp_path: Path
+) -> None:
+    source_url = str(tmp_path / "source.db")
+    async with await Store.open(source_url) as source:
+        first = await record(source, "flaky", 0, **failed(), io=IOEffects(files_written=["out/a.txt"]))
+        await record(source, "flaky", 1, retry_of=first.span_id)
+    await copy_history(source_url, database_url)
+    async with await Store.open(database_url) as target:
+        [group] = (await target.failure_patterns()).groups
+        assert group.count == 1 and group.fixed_by_retry == 1
+        assert (await target.side_effects("dir", "out/")).total == 1
