@@ -4,6 +4,8 @@
     task-history stdio        the same tools over stdin/stdout (Claude Desktop `command` entries)
     task-history list|trace|last-failed|get
                               the read tools as terminal tables (--json for scripts)
+    task-history import|export|prune
+                              move history in and out of the store (server.cli_history)
 
 Settings come from `config.load_settings`: defaults < --config file < TASK_HISTORY_* < flags.
 Exit codes: 0 ok, 1 the store could not answer (not found, unavailable), 2 bad settings or arguments.
@@ -20,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from config import SETTINGS_SPEC, Settings, SettingsError, SettingSpec, is_loopback_host, load_settings
+from server import cli_history
 from server.errors import describe_store_error, describe_validation
 from server.results import ExecutionDocument, ExecutionList, LastFailedResult, ToolResult, TraceResult
 from server.tables import terminal_view
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("span_id")
     for name in ("list", "trace", "last-failed", "get"):
         _read_flags(commands.choices[name])
+    cli_history.add_commands(commands, common)
     return parser
 
 
@@ -221,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
         return _serve(settings)
     if args.command == "stdio":
         return _stdio(settings)
+    if args.command in cli_history.COMMANDS:
+        return cli_history.run(settings, args)
     _print_result(asyncio.run(_read(settings, args)), args.json)
     return 0
 

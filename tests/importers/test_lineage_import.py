@@ -1,0 +1,124 @@
+"""Importing seed 000 lineage logs: events replayed through log_event, daily archives in date
+order, content-derived event ids so nothing is imported twice, bad lines reported and skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from seed_files import DAY_ONE, DAY_TWO, TASK, lineage, write_jsonl, write_lineage_folder
+
+from store import Store
+from store.importers import Progress, import_paths
+from store.importers.lineage import lineage_event
+from store.models import ExecutionFilter
+
+
+def test_a_lineage_line_maps_actor_time_data_and_keeps_the_rest_under_lineage() -> None:
+    event = lineage_event(DAY_TWO[0])
+    assert (event.event_type, event.task_id, event.actor) == ("worker_failed", TASK, "worker-scan-001")
+    assert event.ts is not None and event.ts.isoformat() == "2025-11-28T09:00:00+00:00"
+    assert event.data["error"] == {
+        "type": "TimeoutError", "message": "scanner timed out",
+        "stack": "Traceback...\nTimeoutError: scanner timed out",
+    }  # fmt: skip
+    assert event.data["lineage"]["lineage_id"] == "lineage-1732731600005"
+    assert event.data["lineage"]["actor_type"] == "master"
+    assert event.backfilled is True
+
+
+def test_the_event_id_is_the_same_for_the_same_line_and_differs_for_another() -> None:
+    assert lineage_event(DAY_ONE[0]).event_id == lineage_event(json.loads(json.dumps(DAY_ONE[0]))).event_id
+    assert lineage_event(DAY_ONE[0]).event_id != lineage_event(DAY_ONE[1]).event_id
+
+
+def test_naive_timestamps_are_read_as_utc_and_a_string_event_data_is_parsed() -> None:
+    line = {**DAY_ONE[0], "timestamp": "2025-11-27T12:00:00", "event_data": '{"priority": "low"}'}
+    event = lineage_event(line)
+    assert event.ts is not None and event.ts.utcoffset() is not None and event.ts.hour == 12
+    assert event.data["priority"] == "low"
+
+
+async def test_a_folder_of_daily_archives_replays_the_task_story(store: Store, tmp_path: Path) -> None:
+    report = await import_paths(store, [write_lineage_folder(tmp_path / "lineage")])
+    assert (report.created["events"], report.duplicates, report.skipped) == (6, 2, 0)
+    task = await store.task_status(TASK)
+    assert (task.state, task.assigned_to, task.attempts) == ("completed", "security-master", 1)
+    runs = (await store.list_executions(ExecutionFilter(task_id=TASK))).executions
+    by_actor = {run.actor: run for run in runs}
+    assert by_actor["security-master"].status == "partial"
+    worker = by_actor["worker-scan-001"]
+    assert (worker.status, worker.error and worker.error.type) == ("failed", "TimeoutError")
+    assert worker.parent_span_id == by_actor["security-master"].span_id
+    assert all(run.backfilled for run in runs)
+
+
+async def test_importing_the_same_logs_again_creates_nothing(store: Store, tmp_path: Path) -> None:
+    folder = write_lineage_folder(tmp_path / "lineage")
+    await import_paths(store, [folder])
+    before = await store.timeline(TASK)
+    again = await import_paths(store, [folder])
+    assert (sum(again.created.values()), again.duplicates) == (0, 8)
+    after = await store.timeline(TASK)
+    assert (after.events, after.executions, after.task) == (before.events, before.executions, before.task)
+
+
+async def test_a_malformed_line_is_reported_with_its_place_and_the_rest_goes_in(
+    store: Store, tmp_path: Path
+) -> None:
+    bad_worker = lineage("worker_failed", "2025-11-27T12:00:20Z", "x", 9)  # no worker_id
+    path = write_jsonl(tmp_path / "task-lineage.jsonl", [*DAY_ONE[:2], bad_worker], extra_lines=["{not json"])
+    seen = []
+    report = await import_paths(store, [path], on_problem=seen.append)
+    assert report.created["events"] == 2
+    assert [(p.where, p.message.split(":")[0]) for p in seen] == [
+        (f"{path}:3", "data.worker_id"),
+        (f"{path}:4", "not valid JSON"),
+    ]
+
+
+async def test_a_line_without_a_timestamp_or_with_a_bad_one_is_skipped(store: Store, tmp_path: Path) -> None:
+    no_time = {k: v for k, v in DAY_ONE[0].items() if k != "timestamp"}
+    bad_time = {**DAY_ONE[1], "timestamp": "yesterday"}
+    report = await import_paths(store, [write_jsonl(tmp_path / "l.jsonl", [no_time, bad_time, DAY_ONE[2]])])
+    assert [p.message for p in report.problems] == [
+        "the line has no timestamp",
+        "timestamp 'yesterday' is not an ISO 8601 time",
+    ]
+    assert report.created["events"] == 1
+
+
+async def test_a_dry_run_lists_what_would_be_created_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+    folder = write_lineage_folder(tmp_path / "lineage")
+    listed: list[str] = []
+    report = await import_paths(store, [folder], dry_run=True, on_item=listed.append)
+    assert (report.created["events"], report.duplicates) == (6, 2)
+    assert len(listed) == 6 and listed[0].startswith(
+        "would create event task_created of task-security-scan-001"
+    )
+    assert (await store.list_executions()).total == 0 and not await store.known_ids("task", [TASK])
+
+
+async def test_a_dry_run_after_the_import_says_everything_is_already_there(
+    store: Store, tmp_path: Path
+) -> None:
+    folder = write_lineage_folder(tmp_path / "lineage")
+    await import_paths(store, [folder])
+    report = await import_paths(store, [folder], dry_run=True)
+    assert (sum(report.created.values()), report.duplicates) == (0, 8)
+
+
+@pytest.mark.parametrize("interval", [0.0])
+async def test_progress_lines_go_to_the_given_stream(store: Store, tmp_path: Path, interval: float) -> None:
+    import io
+
+    stream = io.StringIO()
+    lines = [
+        lineage("task_created", f"2025-11-27T12:{i // 60:02d}:{i % 60:02d}Z", "u", i) for i in range(600)
+    ]
+    await import_paths(
+        store, [write_jsonl(tmp_path / "big.jsonl", lines)], progress=Progress(stream, interval)
+    )
+    shown = stream.getvalue().splitlines()
+    assert len(shown) >= 2 and shown[-1].startswith("import: 600 records read (100% of")
