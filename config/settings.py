@@ -131,7 +131,9 @@ class Settings(BaseModel):
         "INFO", description="lowest severity of log records the server emits"
     )
     retain_success_days: int = Field(
-        90, ge=0, description="days `task-history prune` keeps successful and cancelled executions (0: forever)"
+        90,
+        ge=0,
+        description="days `task-history prune` keeps successful and cancelled executions (0: forever)",
     )
     retain_failed_days: int = Field(
         365, ge=0, description="days `task-history prune` keeps failed and partial executions (0: forever)"

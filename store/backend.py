@@ -57,12 +57,19 @@ class Backend(Protocol):
 
     async def import_execution(self, execution: Execution) -> StartResult: ...
 
-    async def list_executions(self, filters: ExecutionFilter, limit: int, cursor: str | None) -> ExecutionPage: ...
+    async def list_executions(
+        self, filters: ExecutionFilter, limit: int, cursor: str | None
+    ) -> ExecutionPage: ...
 
     async def trace(self, trace_id: str) -> TraceView: ...
 
     async def last_failed(
-        self, limit: int, task_id: str | None, since: datetime | None, until: datetime | None, unique_errors: bool
+        self,
+        limit: int,
+        task_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        unique_errors: bool,
     ) -> LastFailed: ...
 
     async def get(self, span_id: str) -> ExecutionDetail: ...

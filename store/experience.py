@@ -132,7 +132,8 @@ def _from_document(doc: dict[str, Any], backfilled: bool | None) -> Execution:
         attributes=dict(s.get("attributes") or {}),
         backfilled=bool(meta.get("backfilled") or s.get("backfilled")) if backfilled is None else backfilled,
         scrubbed=bool(meta.get("scrubbed")),
-        session_id=doc.get("session_id") or f"task:{s['task_id']}:{s.get('started_at_iso')}:{s['span_id'][:4]}",
+        session_id=doc.get("session_id")
+        or f"task:{s['task_id']}:{s.get('started_at_iso')}:{s['span_id'][:4]}",
         created_at=_parse(doc.get("created_at")) or _instant(s, "started_at"),
     )
 

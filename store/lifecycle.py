@@ -116,12 +116,16 @@ def error_from_event(event_type: str, data: dict[str, Any]) -> tuple[ErrorInput,
     raw = data.get("error")
     if isinstance(raw, dict) and _nonempty_str(raw.get("type")) and _nonempty_str(raw.get("message")):
         stack = raw.get("stack")
-        return ErrorInput(type=raw["type"], message=raw["message"], stack=stack if _nonempty_str(stack) else None), None
+        return ErrorInput(
+            type=raw["type"], message=raw["message"], stack=stack if _nonempty_str(stack) else None
+        ), None
     if isinstance(raw, str) and raw.strip():
         return ErrorInput(type="UnspecifiedError", message=raw), f"{event_type} gave its error as plain text"
     reason = data.get("reason")
     message = reason if _nonempty_str(reason) else f"{event_type} without error details"
-    return ErrorInput(type="UnspecifiedError", message=message), f"{event_type} carried no data.error {{type, message}}"
+    return ErrorInput(
+        type="UnspecifiedError", message=message
+    ), f"{event_type} carried no data.error {{type, message}}"
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,10 @@ def _surprise(current: TaskState, event_type: str, *, has_running: bool) -> str 
         return f"task_unblocked while the task was {current}, not blocked"
     if event_type == "task_started" and has_running:
         return "task_started while an execution of this task is still running"
-    if current in TERMINAL_STATES and event_type not in ("task_started", "task_created") and not is_custom_type(
-        event_type
+    if (
+        current in TERMINAL_STATES
+        and event_type not in ("task_started", "task_created")
+        and not is_custom_type(event_type)
     ):
         return f"{event_type} after the task was already {current}"
     return None

@@ -185,7 +185,8 @@ class EventRequest(_Model):
     ts: Timestamp | None = None
     event_id: Identifier | None = None
     backfilled: bool = Field(
-        default=False, description="imported history (store.importers): the executions it opens are backfilled"
+        default=False,
+        description="imported history (store.importers): the executions it opens are backfilled",
     )
 
 
@@ -254,7 +255,9 @@ class ExecutionFilter(_Model):
 
 class ExecutionPage(_Model):
     executions: list[Execution]
-    total: int = Field(description="how many executions match the filters (a lower bound when total_exact is false)")
+    total: int = Field(
+        description="how many executions match the filters (a lower bound when total_exact is false)"
+    )
     total_exact: bool
     returned: int
     has_more: bool

@@ -54,7 +54,9 @@ def scrub_data(policy: Policy, value: Any) -> Any:
     if isinstance(value, list):
         return [scrub_data(policy, item) for item in value]
     if isinstance(value, dict):
-        return {key: item if _is_identifier_key(key) else scrub_data(policy, item) for key, item in value.items()}
+        return {
+            key: item if _is_identifier_key(key) else scrub_data(policy, item) for key, item in value.items()
+        }
     return value
 
 
@@ -102,7 +104,9 @@ def check_start_limits(policy: Policy, req: StartRequest) -> None:
         check_data(policy, "retrieval.filters", req.retrieval.filters)
 
 
-def check_outcome_limits(policy: Policy, error: ErrorInput | None, result: str | None, io: IOEffects | None) -> None:
+def check_outcome_limits(
+    policy: Policy, error: ErrorInput | None, result: str | None, io: IOEffects | None
+) -> None:
     check_text(policy, "result", result)
     if error is not None:
         check_text(policy, "error.message", error.message)

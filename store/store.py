@@ -65,7 +65,9 @@ class Store:
         self._policy = policy
 
     @classmethod
-    async def open(cls, database_url: str, *, policy: Policy | None = None, options: BackendOptions | None = None) -> Store:
+    async def open(
+        cls, database_url: str, *, policy: Policy | None = None, options: BackendOptions | None = None
+    ) -> Store:
         """Open (creating and migrating) the database at `database_url`: a SQLite path or
         sqlite:/// URL, or a postgresql:// URL (store.engines)."""
         policy = policy or Policy()

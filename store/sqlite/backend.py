@@ -33,8 +33,8 @@ from store.models import (
 from store.rules import Policy
 from store.sqlite import queries as q
 from store.sqlite import rows
-from store.sqlite.events import event_job
 from store.sqlite.analysis_reads import AnalysisMixin
+from store.sqlite.events import event_job
 from store.sqlite.history import HistoryMixin
 from store.sqlite.jobs import WriteContext, finish_job, import_job, record_job, start_job
 from store.sqlite.reader import ReaderPool, Snapshot
@@ -53,13 +53,17 @@ def sqlite_path(database_url: str) -> str:
         return database_url.removeprefix("sqlite:///") or ":memory:"
     if "://" in database_url:
         raise InvalidInput(
-            "database_url", f"{database_url!r} is not a SQLite path", hint="Use a file path or sqlite:///path."
+            "database_url",
+            f"{database_url!r} is not a SQLite path",
+            hint="Use a file path or sqlite:///path.",
         )
     return database_url
 
 
 def connect_writer(path: str, options: BackendOptions) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=options.busy_timeout_ms / 1000)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=options.busy_timeout_ms / 1000
+    )
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {options.synchronous}")
     conn.execute(f"PRAGMA busy_timeout = {int(options.busy_timeout_ms)}")
@@ -68,7 +72,9 @@ def connect_writer(path: str, options: BackendOptions) -> sqlite3.Connection:
 
 
 class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
-    def __init__(self, writer: Writer, readers: ReaderPool, executor: ThreadPoolExecutor, policy: Policy) -> None:
+    def __init__(
+        self, writer: Writer, readers: ReaderPool, executor: ThreadPoolExecutor, policy: Policy
+    ) -> None:
         self._writer = writer
         self._readers = readers
         self._executor = executor
@@ -116,7 +122,9 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
 
     # ---- reads ---------------------------------------------------------------------
 
-    async def list_executions(self, filters: ExecutionFilter, limit: int, cursor: str | None) -> ExecutionPage:
+    async def list_executions(
+        self, filters: ExecutionFilter, limit: int, cursor: str | None
+    ) -> ExecutionPage:
         position = q.decode_cursor(cursor, filters) if cursor else None
         async with self._readers.snapshot() as snap:
             page = await snap.all(*q.list_page(filters, limit, position))
@@ -142,7 +150,12 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         )  # fmt: skip
 
     async def last_failed(
-        self, limit: int, task_id: str | None, since: datetime | None, until: datetime | None, unique_errors: bool
+        self,
+        limit: int,
+        task_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        unique_errors: bool,
     ) -> LastFailed:
         window = (task_id, _us(since), _us(until))
         page_query = q.last_failed_unique if unique_errors else q.last_failed
@@ -161,7 +174,9 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
             row = await snap.one(*q.execution_by_span(span_id))
             if row is None:
                 raise NotFound(
-                    "execution", f"span_id {span_id}", hint="Call tasks_list or tasks_last_failed to find a span_id."
+                    "execution",
+                    f"span_id {span_id}",
+                    hint="Call tasks_list or tasks_last_failed to find a span_id.",
                 )
             events = [rows.event_from(r) for r in await snap.all(*q.span_events(span_id))]
         return ExecutionDetail(execution=rows.execution_from(row), events=events)
@@ -170,7 +185,9 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         async with self._readers.snapshot() as snap:
             row = await snap.one(f"SELECT {rows.TASK_SELECT} FROM tasks WHERE task_id = ?", (task_id,))
         if row is None:
-            raise NotFound("task", f"task_id {task_id}", hint="Call tasks_list to see which task ids have history.")
+            raise NotFound(
+                "task", f"task_id {task_id}", hint="Call tasks_list to see which task ids have history."
+            )
         return rows.task_from(row)
 
     async def timeline(self, task_id: str, limit: int) -> TaskTimeline:

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from store import lifecycle
+from store import lifecycle, rules
 from store.dbapi import Tx
 from store.errors import Conflict
 from store.ids import new_uuid4
@@ -33,9 +33,8 @@ from store.sqlite.jobs import (
     new_task,
     upsert_task,
 )
-from store.sqlite.rows import EXECUTION_SELECT, EVENT_SELECT
+from store.sqlite.rows import EVENT_SELECT, EXECUTION_SELECT
 from store.timeutil import from_us, to_us
-from store import rules
 
 
 @dataclass
@@ -205,7 +204,9 @@ def _close(
             applied.anomalies.append(anomaly)
     ended = max(ts, execution.started_at)
     if ended != ts:
-        applied.anomalies.append("its timestamp is before the execution started; the end was set to the start")
+        applied.anomalies.append(
+            "its timestamp is before the execution started; the end was set to the start"
+        )
     finish = FinishRequest(
         span_id=execution.span_id, status=status, error=error, result=_result_text(req.data), ended_at=ended
     )
@@ -262,7 +263,9 @@ def _advance_state(
         task["result"] = _result_text(req.data) or task["result"]
 
 
-def _remember(task: dict[str, Any], req: EventRequest, event: LifecycleEvent, *, late: bool, now_us: int) -> None:
+def _remember(
+    task: dict[str, Any], req: EventRequest, event: LifecycleEvent, *, late: bool, now_us: int
+) -> None:
     if not late:
         task["last_event_us"] = to_us(event.ts)
         if req.event_type in ("task_completed", "task_failed", "task_cancelled"):
@@ -296,7 +299,11 @@ def _insert_event(
     )
     if collision is not None:
         # Another process stored the same event_id between our check and this insert.
-        raise Conflict("event_id", f"{event.event_id} was stored concurrently", hint="Retry the call: it will be a duplicate.")
+        raise Conflict(
+            "event_id",
+            f"{event.event_id} was stored concurrently",
+            hint="Retry the call: it will be a duplicate.",
+        )
     return event
 
 

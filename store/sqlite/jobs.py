@@ -30,9 +30,7 @@ from store.timeutil import to_us
 T = TypeVar("T")
 Job = Callable[[Tx], T]
 
-_INSERT_EXECUTION = (
-    f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}) VALUES ({', '.join('?' * len(EXECUTION_COLUMNS))})"
-)
+_INSERT_EXECUTION = f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}) VALUES ({', '.join('?' * len(EXECUTION_COLUMNS))})"
 _UPDATE_OUTCOME = (
     "UPDATE executions SET status = ?, ended_us = ?, duration_ms = ?, error_type = ?, error_message = ?, "
     "error_stack = ?, stack_hash = ?, result = ?, input_tokens = ?, output_tokens = ?, cost = ?, detail = ? "
@@ -55,7 +53,9 @@ def fetch_execution(conn: Tx, span_id: str) -> Execution | None:
 
 
 def fetch_by_key(conn: Tx, key: str) -> Execution | None:
-    row = conn.execute(f"SELECT {EXECUTION_SELECT} FROM executions WHERE idempotency_key = ?", (key,)).fetchone()
+    row = conn.execute(
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE idempotency_key = ?", (key,)
+    ).fetchone()
     return rows.execution_from(row) if row else None
 
 
@@ -118,9 +118,13 @@ def _twin_of(conn: Tx, execution: Execution, exc: UniqueViolation) -> Execution:
     if twin := fetch_execution(conn, execution.span_id):
         if twin.task_id == execution.task_id:
             return twin
-        raise Conflict("span_id", f"{execution.span_id} already belongs to an execution of task {twin.task_id}")
+        raise Conflict(
+            "span_id", f"{execution.span_id} already belongs to an execution of task {twin.task_id}"
+        )
     if "retry_of" in str(exc):
-        retry = conn.execute("SELECT span_id FROM executions WHERE retry_of = ?", (execution.retry_of,)).fetchone()
+        retry = conn.execute(
+            "SELECT span_id FROM executions WHERE retry_of = ?", (execution.retry_of,)
+        ).fetchone()
         raise Conflict(
             "retry_of",
             f"execution {execution.retry_of} was already retried by {retry[0] if retry else 'another execution'}",
@@ -168,7 +172,16 @@ def _finished_already(current: Execution, req: FinishRequest) -> FinishResult:
 
 def _outcome_values(e: Execution) -> tuple[Any, ...]:
     row = dict(zip(EXECUTION_COLUMNS, rows.execution_row(e), strict=True))
-    names = ("status", "ended_us", "duration_ms", "error_type", "error_message", "error_stack", "stack_hash", "result")
+    names = (
+        "status",
+        "ended_us",
+        "duration_ms",
+        "error_type",
+        "error_message",
+        "error_stack",
+        "stack_hash",
+        "result",
+    )
     tail = ("input_tokens", "output_tokens", "cost", "detail", "span_id")
     return tuple(row[name] for name in (*names, *tail))
 
@@ -238,7 +251,12 @@ def _task_started(conn: Tx, e: Execution, now: datetime) -> None:
     upsert_task(conn, task)
 
 
-TASK_STATE_OF_STATUS = {"success": "completed", "partial": "completed", "failed": "failed", "cancelled": "cancelled"}
+TASK_STATE_OF_STATUS = {
+    "success": "completed",
+    "partial": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
 
 def _task_finished(conn: Tx, e: Execution, now: datetime) -> None:
@@ -250,5 +268,3 @@ def _task_finished(conn: Tx, e: Execution, now: datetime) -> None:
         result=e.result if e.result is not None else (e.error.message if e.error else None), updated_us=to_us(now),
     )  # fmt: skip
     upsert_task(conn, task)
-
-

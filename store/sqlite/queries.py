@@ -73,7 +73,9 @@ def decode_cursor(token: str, f: ExecutionFilter) -> Cursor:
         cursor = Cursor(int(started_us), int(seq), str(digest))
     except (ValueError, TypeError) as exc:
         raise InvalidInput(
-            "cursor", "is not a cursor this server issued", hint="Pass next_cursor from the previous page unchanged."
+            "cursor",
+            "is not a cursor this server issued",
+            hint="Pass next_cursor from the previous page unchanged.",
         ) from exc
     if cursor.filter_digest != filter_digest(f):
         raise InvalidInput(
@@ -127,7 +129,11 @@ def execution_by_span(span_id: str) -> Query:
 
 def _failure_window(task_id: str | None, since_us: int | None, until_us: int | None) -> Query:
     parts, params = ["status = 'failed'"], []
-    for clause, value in (("task_id = ?", task_id), ("started_us >= ?", since_us), ("started_us < ?", until_us)):
+    for clause, value in (
+        ("task_id = ?", task_id),
+        ("started_us >= ?", since_us),
+        ("started_us < ?", until_us),
+    ):
         if value is not None:
             parts.append(clause)
             params.append(value)
@@ -136,7 +142,9 @@ def _failure_window(task_id: str | None, since_us: int | None, until_us: int | N
 
 def last_failed(task_id: str | None, since_us: int | None, until_us: int | None, limit: int) -> Query:
     where, params = _failure_window(task_id, since_us, until_us)
-    sql = f"SELECT {EXECUTION_SELECT} FROM executions WHERE {where} ORDER BY started_us DESC, seq DESC LIMIT ?"
+    sql = (
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE {where} ORDER BY started_us DESC, seq DESC LIMIT ?"
+    )
     return sql, [*params, limit + 1]
 
 

@@ -61,7 +61,9 @@ def execution_row(e: Execution) -> tuple[Any, ...]:
         "io": e.io.model_dump(),
         "attributes": e.attributes,
         "task_config_digest": e.task_config_digest,
-        "provenance_runner": e.provenance_runner.model_dump(exclude_none=True) if e.provenance_runner else None,
+        "provenance_runner": e.provenance_runner.model_dump(exclude_none=True)
+        if e.provenance_runner
+        else None,
     }
     return (
         e.execution_id, e.span_id, e.trace_id, e.parent_span_id, e.task_id, e.task_slug, e.task_name, e.task_type,
@@ -99,13 +101,24 @@ def _error_from(r: dict[str, Any]) -> ErrorInfo | None:
     if r["error_type"] is None:
         return None
     return ErrorInfo(
-        type=r["error_type"], message=r["error_message"] or "", stack=r["error_stack"], stack_hash=r["stack_hash"] or ""
+        type=r["error_type"],
+        message=r["error_message"] or "",
+        stack=r["error_stack"],
+        stack_hash=r["stack_hash"] or "",
     )
 
 
 def event_row(e: LifecycleEvent) -> tuple[Any, ...]:
     return (
-        e.event_id, e.event_type, e.task_id, e.trace_id, e.span_id, e.actor, to_us(e.ts), dumps(e.data), e.anomaly,
+        e.event_id,
+        e.event_type,
+        e.task_id,
+        e.trace_id,
+        e.span_id,
+        e.actor,
+        to_us(e.ts),
+        dumps(e.data),
+        e.anomaly,
         to_us(e.recorded_at),
     )
 

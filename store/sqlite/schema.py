@@ -264,7 +264,8 @@ def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
         for statement in migration.statements:
             conn.execute(statement)
         conn.execute(
-            "INSERT INTO schema_migrations (name, applied_us) VALUES (?, ?)", (migration.name, to_us(now_utc()))
+            "INSERT INTO schema_migrations (name, applied_us) VALUES (?, ?)",
+            (migration.name, to_us(now_utc())),
         )
         conn.execute("COMMIT")
     except BaseException:

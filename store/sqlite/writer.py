@@ -99,7 +99,7 @@ class Writer(GroupCommitWriter):
         self._conn.execute("SAVEPOINT job")
         try:
             value = job(self._tx)
-        except Exception as exc:  # noqa: BLE001 - handed to the job's caller, never swallowed
+        except Exception as exc:
             self._conn.execute("ROLLBACK TO job")
             self._conn.execute("RELEASE job")
             return False, exc

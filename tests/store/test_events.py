@@ -13,7 +13,9 @@ from store.models import EventRequest, EventResult, FinishRequest, StartRequest
 T0 = datetime(2025, 11, 5, 9, 0, tzinfo=UTC)
 
 
-async def log(store: Store, event_type: str, minute: int, task_id: str = "task-001", **data: Any) -> EventResult:
+async def log(
+    store: Store, event_type: str, minute: int, task_id: str = "task-001", **data: Any
+) -> EventResult:
     return await store.log_event(
         EventRequest(event_type=event_type, task_id=task_id, actor="security-master", data=data,
                      ts=T0 + timedelta(minutes=minute))
@@ -36,7 +38,11 @@ async def test_the_seed_000_walk_gives_a_task_execution_a_worker_child_and_a_tim
     assert done.task.state == "completed" and done.task.attempts == 1
     view = await store.trace(started.event.trace_id or "")
     task_exec, worker_exec = view.executions
-    assert (task_exec.status, task_exec.duration_ms, task_exec.parent_span_id) == ("success", 8 * 60_000, None)
+    assert (task_exec.status, task_exec.duration_ms, task_exec.parent_span_id) == (
+        "success",
+        8 * 60_000,
+        None,
+    )
     assert (worker_exec.parent_span_id, worker_exec.worker_id, worker_exec.task_type) == (
         task_exec.span_id, "worker-scan-001", "scan-worker")  # fmt: skip
     assert worker_exec.result == "3 findings" and worker_exec.duration_ms == 3 * 60_000
@@ -53,7 +59,9 @@ async def test_a_failed_task_event_closes_the_execution_with_the_error_from_its_
     assert detail.execution.error is not None and detail.execution.error.type == "TimeoutError"
 
 
-async def test_a_failure_without_error_details_is_kept_with_a_placeholder_and_an_anomaly(store: Store) -> None:
+async def test_a_failure_without_error_details_is_kept_with_a_placeholder_and_an_anomaly(
+    store: Store,
+) -> None:
     await log(store, "task_started", 0)
     failed = await log(store, "task_failed", 1, reason="gave up")
     assert failed.event.anomaly and "data.error" in failed.event.anomaly
@@ -70,7 +78,9 @@ async def test_starting_again_after_a_failure_is_a_retry_on_the_same_trace(store
     assert view.executions[1].retry_of == first.opened_span_id and view.retry_count == 1
 
 
-async def test_blocking_escalating_and_reassigning_change_the_state_and_stay_in_the_timeline(store: Store) -> None:
+async def test_blocking_escalating_and_reassigning_change_the_state_and_stay_in_the_timeline(
+    store: Store,
+) -> None:
     await log(store, "task_started", 0)
     assert (await log(store, "task_blocked", 1, reason="waiting on T1")).task.state == "blocked"
     assert (await log(store, "task_unblocked", 2)).task.state == "in_progress"
@@ -139,6 +149,11 @@ async def test_namespaced_custom_events_are_kept_without_changing_state(store: S
 
 async def test_secrets_in_event_data_are_scrubbed_but_ids_are_not(store: Store) -> None:
     wid = "2f1c4a4e-7d0b-4f53-9c55-0d7c3a0c9e11"
-    spawned = await log(store, "worker_spawned", 0, worker_id=wid, note="token=abc123secretvalue for ann@example.com")
+    spawned = await log(
+        store, "worker_spawned", 0, worker_id=wid, note="token=abc123secretvalue for ann@example.com"
+    )
     assert spawned.event.data["worker_id"] == wid
-    assert "ann@example.com" not in spawned.event.data["note"] and "abc123secretvalue" not in spawned.event.data["note"]
+    assert (
+        "ann@example.com" not in spawned.event.data["note"]
+        and "abc123secretvalue" not in spawned.event.data["note"]
+    )

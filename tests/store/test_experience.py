@@ -9,7 +9,15 @@ import pytest
 
 from store import InvalidInput, Store
 from store.experience import from_document, to_document
-from store.models import ErrorInput, IOEffects, ProvenanceRunner, RecordRequest, Retrieval, StartRequest, Usage
+from store.models import (
+    ErrorInput,
+    IOEffects,
+    ProvenanceRunner,
+    RecordRequest,
+    Retrieval,
+    StartRequest,
+    Usage,
+)
 
 T0 = datetime(2025, 11, 4, 18, 29, 12, 123000, tzinfo=UTC)
 
@@ -38,10 +46,17 @@ async def test_the_document_follows_the_seed_002_field_contract(store: Store) ->
     s = doc["content"]["structured"]
     assert doc["type"] == "TASK_EXECUTION" and doc["id"].startswith("task_exec_daily_reflection_")
     assert doc["session_id"].startswith("task:daily_reflection:2025-11-04T18:30:12Z:")
-    assert (s["schema_version"], s["scheduled_vs_manual"], s["attempt"], s["duration_ms"]) == (1, "scheduled", 2, 1042)
+    assert (s["schema_version"], s["scheduled_vs_manual"], s["attempt"], s["duration_ms"]) == (
+        1,
+        "scheduled",
+        2,
+        1042,
+    )
     assert s["started_at_iso"] == "2025-11-04T18:30:12.123000Z" and s["retrieval"]["memory_count"] == 2
     assert doc["parents"] == ["exp_123", "exp_456"] and doc["meta"] == {"scrubbed": True, "backfilled": False}
-    assert doc["provenance"]["method"] == "SCHEDULED_TASK" and doc["content"]["text"] == "Wrote the reflection."
+    assert (
+        doc["provenance"]["method"] == "SCHEDULED_TASK" and doc["content"]["text"] == "Wrote the reflection."
+    )
 
 
 async def test_a_document_imports_into_an_empty_store_unchanged(store: Store, tmp_path: Path) -> None:
@@ -68,5 +83,7 @@ async def test_an_imported_document_that_breaks_an_invariant_is_refused(store: S
         await store.import_execution(from_document(doc).model_copy(update={"span_id": "x"}))
     assert caught.value.field == "span_id"
     with pytest.raises(InvalidInput) as caught:
-        await Store.import_execution(store, from_document(doc).model_copy(update={"span_id": started.span_id[:-1] + "0"}))
+        await Store.import_execution(
+            store, from_document(doc).model_copy(update={"span_id": started.span_id[:-1] + "0"})
+        )
     assert caught.value.field == "error"

@@ -28,8 +28,12 @@ def real_stack(user_id: int) -> tuple[str, str]:
 async def record(store: Store, task_id: str, minute: int, status: str = "success", **extra: object) -> str:
     error = ErrorInput(type="KeyError", message=f"user {minute} missing") if status == "failed" else None
     req = RecordRequest(
-        task_id=task_id, status=status, started_at=T0 + timedelta(minutes=minute),  # type: ignore[arg-type]
-        ended_at=T0 + timedelta(minutes=minute, seconds=5), error=error, **extra,  # type: ignore[arg-type]
+        task_id=task_id,
+        status=status,
+        started_at=T0 + timedelta(minutes=minute),  # type: ignore[arg-type]
+        ended_at=T0 + timedelta(minutes=minute, seconds=5),
+        error=error,
+        **extra,  # type: ignore[arg-type]
     )
     return (await store.record(req)).execution.span_id
 
@@ -73,7 +77,9 @@ async def test_each_filter_narrows_the_list(store: Store, filters: ExecutionFilt
 
 async def test_retrying_lists_running_executions_past_their_first_attempt(store: Store) -> None:
     first = (await store.start(StartRequest(task_id="t"))).execution
-    await store.finish(FinishRequest(span_id=first.span_id, status="failed", error=ErrorInput(type="E", message="m")))
+    await store.finish(
+        FinishRequest(span_id=first.span_id, status="failed", error=ErrorInput(type="E", message="m"))
+    )
     retry = (await store.start(StartRequest(task_id="t", retry_of=first.span_id))).execution
     page = await store.list_executions(ExecutionFilter(retrying=True))
     assert [e.span_id for e in page.executions] == [retry.span_id]
@@ -108,7 +114,9 @@ async def test_an_unknown_trace_is_an_empty_view_not_an_error(store: Store) -> N
 
 async def test_a_trace_orders_attempts_and_reports_the_last_outcome(store: Store) -> None:
     first = (await store.start(StartRequest(task_id="t"))).execution
-    await store.finish(FinishRequest(span_id=first.span_id, status="failed", error=ErrorInput(type="E", message="m")))
+    await store.finish(
+        FinishRequest(span_id=first.span_id, status="failed", error=ErrorInput(type="E", message="m"))
+    )
     second = (await store.start(StartRequest(task_id="t", retry_of=first.span_id))).execution
     await store.finish(FinishRequest(span_id=second.span_id, status="success"))
     view = await store.trace(first.trace_id.upper())
@@ -155,7 +163,9 @@ async def test_a_failure_carries_the_events_that_led_to_it(store: Store) -> None
     from store.models import EventRequest
 
     for minute, event_type in enumerate(("task_created", "task_started")):
-        await store.log_event(EventRequest(event_type=event_type, task_id="t", ts=T0 + timedelta(minutes=minute)))
+        await store.log_event(
+            EventRequest(event_type=event_type, task_id="t", ts=T0 + timedelta(minutes=minute))
+        )
     await store.log_event(EventRequest(
         event_type="task_failed", task_id="t", ts=T0 + timedelta(minutes=3),
         data={"error": {"type": "OSError", "message": "disk full"}},

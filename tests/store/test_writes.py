@@ -22,7 +22,13 @@ def failing(span_id: str, message: str = "user 42 missing") -> FinishRequest:
 async def test_a_started_execution_gets_uuid4_ids_attempt_one_and_running_status(store: Store) -> None:
     started = await store.start(StartRequest(task_id="daily_reflection", task_name="Daily Self-Reflection"))
     e = started.execution
-    assert (is_uuid4(e.trace_id), is_uuid4(e.span_id), e.attempt, e.retry_of, e.status) == (True, True, 1, None, "running")
+    assert (is_uuid4(e.trace_id), is_uuid4(e.span_id), e.attempt, e.retry_of, e.status) == (
+        True,
+        True,
+        1,
+        None,
+        "running",
+    )
     assert e.execution_id.startswith("task_exec_daily_reflection_")
     assert e.session_id.startswith("task:daily_reflection:") and started.duplicate is False
 
@@ -34,7 +40,9 @@ async def test_a_repeated_idempotency_key_returns_the_first_execution_marked_dup
     assert (await store.list_executions()).total == 1
 
 
-async def test_scheduled_at_without_a_key_derives_sha256_of_task_scheduled_time_and_attempt(store: Store) -> None:
+async def test_scheduled_at_without_a_key_derives_sha256_of_task_scheduled_time_and_attempt(
+    store: Store,
+) -> None:
     started = await store.start(StartRequest(task_id="t", trigger="scheduled", scheduled_at=T0))
     assert started.execution.idempotency_key == derived_idempotency_key("t", T0, 1)
     again = await store.start(StartRequest(task_id="t", trigger="scheduled", scheduled_at=T0))
@@ -82,7 +90,9 @@ async def test_caller_ids_must_be_uuid4(store: Store, field: str, value: str) ->
 
 async def test_a_child_execution_inherits_its_parents_trace(store: Store) -> None:
     parent = (await store.start(StartRequest(task_id="t"))).execution
-    child = (await store.start(StartRequest(task_id="t", parent_span_id=parent.span_id, actor="w1"))).execution
+    child = (
+        await store.start(StartRequest(task_id="t", parent_span_id=parent.span_id, actor="w1"))
+    ).execution
     assert child.trace_id == parent.trace_id and child.parent_span_id == parent.span_id
 
 
@@ -109,7 +119,9 @@ async def test_a_failed_finish_without_an_error_is_refused_and_nothing_changes(s
 async def test_an_end_before_the_start_is_refused(store: Store) -> None:
     started = (await store.start(StartRequest(task_id="t", started_at=T0))).execution
     with pytest.raises(InvalidInput) as caught:
-        await store.finish(FinishRequest(span_id=started.span_id, status="success", ended_at=T0 - timedelta(seconds=1)))
+        await store.finish(
+            FinishRequest(span_id=started.span_id, status="success", ended_at=T0 - timedelta(seconds=1))
+        )
     assert caught.value.field == "ended_at"
 
 
@@ -121,7 +133,9 @@ async def test_finishing_twice_with_the_same_outcome_is_a_no_op(store: Store) ->
     assert again.execution.ended_at == first.execution.ended_at
 
 
-async def test_finishing_twice_with_a_different_outcome_is_a_conflict_and_the_first_stands(store: Store) -> None:
+async def test_finishing_twice_with_a_different_outcome_is_a_conflict_and_the_first_stands(
+    store: Store,
+) -> None:
     started = (await store.start(StartRequest(task_id="t"))).execution
     await store.finish(FinishRequest(span_id=started.span_id, status="success"))
     with pytest.raises(Conflict) as caught:
@@ -157,7 +171,9 @@ async def test_recording_a_whole_execution_is_idempotent(store: Store) -> None:
 
 async def test_free_text_is_scrubbed_but_identifiers_are_not(store: Store) -> None:
     trace = str(uuid.uuid4())
-    started = (await store.start(StartRequest(task_id="t", trace_id=trace, attributes={"who": "ann@example.com"}))).execution
+    started = (
+        await store.start(StartRequest(task_id="t", trace_id=trace, attributes={"who": "ann@example.com"}))
+    ).execution
     done = await store.finish(
         FinishRequest(span_id=started.span_id, status="failed", result="sent to 10.0.0.7",
                       error=ErrorInput(type="AuthError", message="password=hunter2 rejected for bob@example.com"))
@@ -165,13 +181,17 @@ async def test_free_text_is_scrubbed_but_identifiers_are_not(store: Store) -> No
     e = done.execution
     assert e.trace_id == trace and e.scrubbed
     assert "[EMAIL]" in e.attributes["who"] and "10.0.0.7" not in (e.result or "")
-    assert e.error is not None and "hunter2" not in e.error.message and "bob@example.com" not in e.error.message
+    assert (
+        e.error is not None and "hunter2" not in e.error.message and "bob@example.com" not in e.error.message
+    )
 
 
 async def test_scrubbing_can_be_turned_off(tmp_path: Path) -> None:
     async with await Store.open(str(tmp_path / "raw.db"), policy=Policy(scrub_pii=False)) as raw:
         started = (await raw.start(StartRequest(task_id="t"))).execution
-        done = await raw.finish(FinishRequest(span_id=started.span_id, status="success", result="ann@example.com"))
+        done = await raw.finish(
+            FinishRequest(span_id=started.span_id, status="success", result="ann@example.com")
+        )
     assert done.execution.result == "ann@example.com" and not done.execution.scrubbed
 
 
