@@ -141,7 +141,8 @@ class Settings(BaseModel):
     retain_events_days: int = Field(
         365,
         ge=0,
-        description="days `task-history prune` keeps lifecycle events (0: forever); a running execution's stay",
+        description="days `task-history prune` keeps lifecycle events (0: forever); a running "
+        "execution's stay",
     )
 
     @field_validator("sqlite_synchronous", "log_level", mode="before")

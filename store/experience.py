@@ -126,7 +126,7 @@ def _from_document(doc: dict[str, Any], backfilled: bool | None) -> Execution:
         causes=list(doc.get("causes") or []),
         io=IOEffects(**(s.get("io") or {})),
         usage=Usage(**(s.get("usage") or {})),
-        result=s["result"] if "result" in s else text,
+        result=s.get("result", text),
         task_config_digest=s.get("task_config_digest"),
         provenance_runner=ProvenanceRunner(**s["provenance_runner"]) if s.get("provenance_runner") else None,
         attributes=dict(s.get("attributes") or {}),

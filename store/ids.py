@@ -32,7 +32,8 @@ def require_uuid4(field: str, value: str | None) -> str:
         raise InvalidInput(
             field,
             f"{value!r} is not a UUIDv4",
-            hint="Pass a version-4 UUID such as 550e8400-e29b-41d4-a716-446655440000, or omit it to have one generated.",
+            hint="Pass a version-4 UUID such as 550e8400-e29b-41d4-a716-446655440000, or omit it to "
+            "have one generated.",
         )
     return lowered
 

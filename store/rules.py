@@ -169,7 +169,8 @@ def _trace_and_attempt(req: StartRequest, lineage: Lineage) -> tuple[str, int]:
         if req.trace_id is not None and req.trace_id.strip().lower() != trace_id:
             raise InvalidInput(
                 "trace_id",
-                f"{req.trace_id} differs from the trace {trace_id} of the attempt it retries ({req.retry_of})",
+                f"{req.trace_id} differs from the trace {trace_id} of the attempt it retries "
+                f"({req.retry_of})",
                 hint="Omit trace_id when retry_of is given: a retry stays on its first attempt's trace.",
             )
         return trace_id, lineage.retried.attempt + 1

@@ -78,7 +78,8 @@ class Store:
         except Exception as exc:  # OSError, a driver's connection error: say which database, and how to fix
             raise StoreUnavailable(
                 f"cannot open the database {database_url!r} ({exc})",
-                hint="Point --db / TASK_HISTORY_DATABASE_URL at a writable file location or a reachable server.",
+                hint="Point --db / TASK_HISTORY_DATABASE_URL at a writable file location or a "
+                "reachable server.",
             ) from exc
         return cls(backend, policy)
 

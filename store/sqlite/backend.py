@@ -199,7 +199,8 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         return TaskTimeline(
             task_id=task_id, task=rows.task_from(task_row) if task_row else None,
             executions=executions[::-1], events=events[::-1], executions_total=executions_total,
-            events_total=events_total, truncated=executions_total > len(executions) or events_total > len(events),
+            events_total=events_total,
+            truncated=executions_total > len(executions) or events_total > len(events),
         )  # fmt: skip
 
 
@@ -222,7 +223,8 @@ async def _recent(snap: Snapshot, execution: Execution) -> list[object]:
 def _pattern(row: tuple[object, ...]) -> ErrorPattern:
     stack_hash, count, first_us, last_us, error_type, message, task_id, trace_id, span_id = row
     return ErrorPattern(
-        stack_hash=str(stack_hash), count=int(count), first_seen=from_us(int(first_us)), last_seen=from_us(int(last_us)),
+        stack_hash=str(stack_hash), count=int(count), first_seen=from_us(int(first_us)),
+        last_seen=from_us(int(last_us)),
         error_type=str(error_type), error_message=str(message), example_task_id=str(task_id),
         example_trace_id=str(trace_id), example_span_id=str(span_id),
     )  # type: ignore[call-overload]  # fmt: skip

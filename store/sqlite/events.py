@@ -217,7 +217,8 @@ def _close(
 
 def _running_worker(conn: Tx, task_id: str, worker_id: str) -> Execution | None:
     row = conn.execute(
-        f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? AND worker_id = ? AND status = 'running' "
+        f"SELECT {EXECUTION_SELECT} FROM executions "
+        "WHERE task_id = ? AND worker_id = ? AND status = 'running' "
         "ORDER BY started_us DESC LIMIT 1",
         (task_id, worker_id),
     ).fetchone()
@@ -272,7 +273,7 @@ def _remember(
             task["terminal_event_id"] = event.event_id
     note = lifecycle.note_from(event.data)
     if note:
-        notes = json.loads(task["notes"]) + [{"us": to_us(event.ts), "note": note}]
+        notes = [*json.loads(task["notes"]), {"us": to_us(event.ts), "note": note}]
         task["notes"] = rows.dumps(notes[-lifecycle.MAX_NOTES :])
     task["updated_us"] = now_us
 
@@ -291,10 +292,12 @@ def _insert_event(
     event = LifecycleEvent(
         event_id=req.event_id or new_uuid4(), event_type=req.event_type, task_id=req.task_id,
         trace_id=applied.trace_id, span_id=applied.span_id, actor=req.actor, ts=ts,
-        data=scrub_data(ctx.policy, req.data), anomaly="; ".join(applied.anomalies) or None, recorded_at=ctx.now,
+        data=scrub_data(ctx.policy, req.data), anomaly="; ".join(applied.anomalies) or None,
+        recorded_at=ctx.now,
     )  # fmt: skip
     collision = conn.try_insert(
-        f"INSERT INTO events ({', '.join(rows.EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(rows.EVENT_COLUMNS))})",
+        f"INSERT INTO events ({', '.join(rows.EVENT_COLUMNS)}) VALUES "
+        f"({', '.join('?' * len(rows.EVENT_COLUMNS))})",
         rows.event_row(event),
     )
     if collision is not None:

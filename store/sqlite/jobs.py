@@ -30,7 +30,10 @@ from store.timeutil import to_us
 T = TypeVar("T")
 Job = Callable[[Tx], T]
 
-_INSERT_EXECUTION = f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}) VALUES ({', '.join('?' * len(EXECUTION_COLUMNS))})"
+_INSERT_EXECUTION = (
+    f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}) VALUES "
+    f"({', '.join('?' * len(EXECUTION_COLUMNS))})"
+)
 _UPDATE_OUTCOME = (
     "UPDATE executions SET status = ?, ended_us = ?, duration_ms = ?, error_type = ?, error_message = ?, "
     "error_stack = ?, stack_hash = ?, result = ?, input_tokens = ?, output_tokens = ?, cost = ?, detail = ? "
@@ -67,7 +70,8 @@ def _require_relative(conn: Tx, field: str, span_id: str | None) -> Execution | 
         raise InvalidInput(
             field,
             f"no execution with span_id {span_id}",
-            hint="Pass the span_id returned by tasks_start for that execution (tasks_list shows them), or omit it.",
+            hint="Pass the span_id returned by tasks_start for that execution (tasks_list shows "
+            "them), or omit it.",
         )
     return found
 
@@ -127,7 +131,8 @@ def _twin_of(conn: Tx, execution: Execution, exc: UniqueViolation) -> Execution:
         ).fetchone()
         raise Conflict(
             "retry_of",
-            f"execution {execution.retry_of} was already retried by {retry[0] if retry else 'another execution'}",
+            f"execution {execution.retry_of} was already retried by "
+            f"{retry[0] if retry else 'another execution'}",
             hint="Retry the latest attempt of the trace instead (tasks_by_trace lists them).",
         )
     raise InvalidInput("execution", f"breaks a rule of the store ({exc})") from exc
@@ -165,7 +170,8 @@ def _finished_already(current: Execution, req: FinishRequest) -> FinishResult:
     ended = current.ended_at.isoformat() if current.ended_at else "earlier"
     raise Conflict(
         "status",
-        f"execution {current.span_id} already finished as {current.status} at {ended}; the first outcome stands",
+        f"execution {current.span_id} already finished as {current.status} at {ended}; the first "
+        "outcome stands",
         hint="To run it again, start a new attempt with retry_of set to this span_id.",
     )
 
@@ -237,7 +243,8 @@ def upsert_task(conn: Tx, task: dict[str, Any]) -> None:
 def new_task(task_id: str, now: datetime) -> dict[str, Any]:
     return {
         "task_id": task_id, "state": "pending", "attempts": 0, "assigned_to": None, "current_trace_id": None,
-        "current_span_id": None, "started_us": None, "completed_us": None, "result": None, "last_event_us": None,
+        "current_span_id": None, "started_us": None, "completed_us": None, "result": None,
+        "last_event_us": None,
         "terminal_event_id": None, "notes": "[]", "updated_us": to_us(now),
     }  # fmt: skip
 
@@ -245,7 +252,8 @@ def new_task(task_id: str, now: datetime) -> dict[str, Any]:
 def _task_started(conn: Tx, e: Execution, now: datetime) -> None:
     task = fetch_task(conn, e.task_id) or new_task(e.task_id, now)
     task.update(
-        state="in_progress", attempts=task["attempts"] + 1, current_trace_id=e.trace_id, current_span_id=e.span_id,
+        state="in_progress", attempts=task["attempts"] + 1, current_trace_id=e.trace_id,
+        current_span_id=e.span_id,
         started_us=task["started_us"] or to_us(e.started_at), completed_us=None, updated_us=to_us(now),
     )  # fmt: skip
     upsert_task(conn, task)
@@ -265,6 +273,7 @@ def _task_finished(conn: Tx, e: Execution, now: datetime) -> None:
         return  # a newer attempt owns the task's state now
     task.update(
         state=TASK_STATE_OF_STATUS[e.status], completed_us=to_us(e.ended_at) if e.ended_at else None,
-        result=e.result if e.result is not None else (e.error.message if e.error else None), updated_us=to_us(now),
+        result=e.result if e.result is not None else (e.error.message if e.error else None),
+        updated_us=to_us(now),
     )  # fmt: skip
     upsert_task(conn, task)

@@ -94,7 +94,10 @@ def list_page(f: ExecutionFilter, limit: int, cursor: Cursor | None) -> Query:
         # made it merge two ranges and sort everything since `since` on every later page.
         where += " AND (started_us, seq) < (?, ?)"
         params += [cursor.started_us, cursor.seq]
-    sql = f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE {where} ORDER BY started_us DESC, seq DESC LIMIT ?"
+    sql = (
+        f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE {where} ORDER BY started_us DESC, "
+        "seq DESC LIMIT ?"
+    )
     return sql, [*params, limit + 1]
 
 
@@ -119,7 +122,10 @@ def span_events(span_id: str) -> Query:
 
 
 def events_before(trace_id: str, until_us: int, limit: int) -> Query:
-    sql = f"SELECT {EVENT_SELECT} FROM events WHERE trace_id = ? AND ts_us <= ? ORDER BY ts_us DESC, seq DESC LIMIT ?"
+    sql = (
+        f"SELECT {EVENT_SELECT} FROM events WHERE trace_id = ? AND ts_us <= ? ORDER BY ts_us "
+        "DESC, seq DESC LIMIT ?"
+    )
     return sql, [trace_id, until_us, limit]
 
 
@@ -168,9 +174,11 @@ def error_patterns(task_id: str | None, since_us: int | None, until_us: int | No
     """Failure groups by stack_hash over the whole window, each with its latest example."""
     where, params = _failure_window(task_id, since_us, until_us)
     sql = (
-        "WITH g AS (SELECT stack_hash, COUNT(*) AS n, MIN(started_us) AS first_us, MAX(started_us) AS last_us "
+        "WITH g AS (SELECT stack_hash, COUNT(*) AS n, "
+        "MIN(started_us) AS first_us, MAX(started_us) AS last_us "
         f"FROM executions WHERE {where} GROUP BY stack_hash ORDER BY n DESC, last_us DESC LIMIT ?) "
-        "SELECT g.stack_hash, g.n, g.first_us, g.last_us, e.error_type, e.error_message, e.task_id, e.trace_id, "
+        "SELECT g.stack_hash, g.n, g.first_us, g.last_us, "
+        "e.error_type, e.error_message, e.task_id, e.trace_id, "
         "e.span_id FROM g JOIN executions AS e ON e.seq = (SELECT seq FROM executions "
         f"WHERE stack_hash = g.stack_hash AND started_us = g.last_us AND {where} LIMIT 1) "
         "ORDER BY g.n DESC, g.last_us DESC"
@@ -181,7 +189,10 @@ def error_patterns(task_id: str | None, since_us: int | None, until_us: int | No
 
 def task_executions(task_id: str, limit: int) -> Query:
     """The task's most recent executions (newest first; callers reverse for a timeline)."""
-    sql = f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? ORDER BY started_us DESC, seq DESC LIMIT ?"
+    sql = (
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? ORDER BY started_us DESC, "
+        "seq DESC LIMIT ?"
+    )
     return sql, [task_id, limit]
 
 

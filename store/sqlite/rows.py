@@ -21,14 +21,16 @@ from store.timeutil import from_us, to_us
 
 EXECUTION_COLUMNS: tuple[str, ...] = (
     "execution_id", "span_id", "trace_id", "parent_span_id", "task_id", "task_slug", "task_name", "task_type",
-    "trigger", "actor", "worker_id", "attempt", "retry_of", "idempotency_key", "status", "started_us", "ended_us",
+    "trigger", "actor", "worker_id", "attempt", "retry_of", "idempotency_key", "status", "started_us",
+    "ended_us",
     "duration_ms", "scheduled_us", "error_type", "error_message", "error_stack", "stack_hash", "result",
     "input_tokens", "output_tokens", "cost", "backfilled", "scrubbed", "session_id", "created_us", "detail",
 )  # fmt: skip
 EXECUTION_SELECT = ", ".join(EXECUTION_COLUMNS)
 
 EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id", "event_type", "task_id", "trace_id", "span_id", "actor", "ts_us", "data", "anomaly", "recorded_us",
+    "event_id", "event_type", "task_id", "trace_id", "span_id", "actor", "ts_us", "data", "anomaly",
+    "recorded_us",
 )  # fmt: skip
 EVENT_SELECT = ", ".join(EVENT_COLUMNS)
 
@@ -66,8 +68,9 @@ def execution_row(e: Execution) -> tuple[Any, ...]:
         else None,
     }
     return (
-        e.execution_id, e.span_id, e.trace_id, e.parent_span_id, e.task_id, e.task_slug, e.task_name, e.task_type,
-        e.trigger, e.actor, e.worker_id, e.attempt, e.retry_of, e.idempotency_key, e.status, to_us(e.started_at),
+        e.execution_id, e.span_id, e.trace_id, e.parent_span_id, e.task_id, e.task_slug,
+        e.task_name, e.task_type, e.trigger, e.actor, e.worker_id, e.attempt, e.retry_of,
+        e.idempotency_key, e.status, to_us(e.started_at),
         _maybe_us(e.ended_at), e.duration_ms, _maybe_us(e.scheduled_at),
         error.type if error else None, error.message if error else None, error.stack if error else None,
         error.stack_hash if error else None, e.result,
@@ -86,12 +89,15 @@ def execution_from(row: Sequence[Any]) -> Execution:
         task_name=r["task_name"], task_type=r["task_type"], trigger=r["trigger"], actor=r["actor"],
         worker_id=r["worker_id"], attempt=r["attempt"], retry_of=r["retry_of"],
         idempotency_key=r["idempotency_key"], status=r["status"], started_at=from_us(r["started_us"]),
-        ended_at=_maybe_dt(r["ended_us"]), duration_ms=r["duration_ms"], scheduled_at=_maybe_dt(r["scheduled_us"]),
+        ended_at=_maybe_dt(r["ended_us"]), duration_ms=r["duration_ms"],
+        scheduled_at=_maybe_dt(r["scheduled_us"]),
         error=_error_from(r), retrieval=Retrieval(**detail.get("retrieval", {})),
-        parents=detail.get("parents", []), causes=detail.get("causes", []), io=IOEffects(**detail.get("io", {})),
+        parents=detail.get("parents", []), causes=detail.get("causes", []),
+        io=IOEffects(**detail.get("io", {})),
         usage=Usage(input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], cost=r["cost"]),
         result=r["result"], task_config_digest=detail.get("task_config_digest"),
-        provenance_runner=ProvenanceRunner(**runner) if runner else None, attributes=detail.get("attributes", {}),
+        provenance_runner=ProvenanceRunner(**runner) if runner else None,
+        attributes=detail.get("attributes", {}),
         backfilled=bool(r["backfilled"]), scrubbed=bool(r["scrubbed"]), session_id=r["session_id"],
         created_at=from_us(r["created_us"]),
     )  # fmt: skip

@@ -11,6 +11,7 @@ after COMMIT has returned, so an acknowledged write is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -107,10 +108,8 @@ class Writer(GroupCommitWriter):
         return True, value
 
     def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # no transaction left to roll back
             self._conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # no transaction left to roll back
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -126,6 +125,7 @@ def _unavailable(exc: sqlite3.Error) -> StoreError:
     if "locked" in str(exc) or "busy" in str(exc):
         return StoreUnavailable(
             "the database stayed locked by another process past the busy timeout; nothing was written",
-            hint="Retry the call; if it persists, raise busy_timeout_ms or find the process holding the lock.",
+            hint="Retry the call; if it persists, raise busy_timeout_ms or find the process holding "
+            "the lock.",
         )
     return StoreUnavailable(f"the database could not commit ({exc}); nothing was written")

@@ -26,15 +26,18 @@ async def rich_execution(store: Store) -> str:
     first = await store.record(RecordRequest(task_id="daily_reflection", status="failed", started_at=T0,
                                              error=ErrorInput(type="E", message="m")))  # fmt: skip
     result = await store.record(RecordRequest(
-        task_id="daily_reflection", task_name="Daily Self-Reflection", task_type="reflection", trigger="scheduled",
-        scheduled_at=T0, started_at=T0 + timedelta(minutes=1), ended_at=T0 + timedelta(minutes=1, seconds=1.042),
+        task_id="daily_reflection", task_name="Daily Self-Reflection", task_type="reflection",
+        trigger="scheduled",
+        scheduled_at=T0, started_at=T0 + timedelta(minutes=1),
+        ended_at=T0 + timedelta(minutes=1, seconds=1.042),
         status="partial", retry_of=first.execution.span_id, actor="scheduler",
-        retrieval=Retrieval(memory_count=2, query="recent notes", filters={"type": "OBSERVATION"}, latency_ms=28,
-                            source=["experiences", "beliefs"]),
+        retrieval=Retrieval(memory_count=2, query="recent notes", filters={"type": "OBSERVATION"},
+                            latency_ms=28, source=["experiences", "beliefs"]),
         parents=["exp_123", "exp_456"], causes=["goal_9"], attributes={"k": [1, 2]},
         io=IOEffects(files_written=["out/report.json"], tool_calls=["tc-1"]),
         usage=Usage(input_tokens=1200, output_tokens=300, cost=0.0123), result="Wrote the reflection.",
-        task_config_digest="sha256:abc", provenance_runner=ProvenanceRunner(name="scheduler", version="1.0.0", pid=7),
+        task_config_digest="sha256:abc",
+        provenance_runner=ProvenanceRunner(name="scheduler", version="1.0.0", pid=7),
         error=ErrorInput(type="Warning", message="one source was slow"),
     ))  # fmt: skip
     return result.execution.span_id

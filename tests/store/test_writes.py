@@ -101,7 +101,8 @@ async def test_finishing_records_duration_and_a_stack_hash(store: Store) -> None
     done = await store.finish(
         FinishRequest(
             span_id=started.span_id, status="failed", ended_at=T0 + timedelta(milliseconds=1042),
-            error=ErrorInput(type="KeyError", message="user 42 missing", stack="Traceback (most recent call last):\n"),
+            error=ErrorInput(type="KeyError", message="user 42 missing",
+                             stack="Traceback (most recent call last):\n"),
         )
     )  # fmt: skip
     assert done.execution.duration_ms == 1042 and done.execution.error is not None
@@ -176,7 +177,8 @@ async def test_free_text_is_scrubbed_but_identifiers_are_not(store: Store) -> No
     ).execution
     done = await store.finish(
         FinishRequest(span_id=started.span_id, status="failed", result="sent to 10.0.0.7",
-                      error=ErrorInput(type="AuthError", message="password=hunter2 rejected for bob@example.com"))
+                      error=ErrorInput(type="AuthError",
+                                       message="password=hunter2 rejected for bob@example.com"))
     )  # fmt: skip
     e = done.execution
     assert e.trace_id == trace and e.scrubbed
