@@ -21,7 +21,7 @@ from mcp.types import Tool as MCPTool
 from config import Settings
 from server.errors import check_arguments, to_tool_error, unknown_tool
 from server.listing import compact_tool
-from server.prompts import register_prompts
+from server.prompts import check_prompt_call, register_prompts
 from server.resources import register_resources
 from server.tools import WRITE_TOOLS, register, tools_for
 from store.backend import BackendOptions
@@ -115,6 +115,13 @@ class TaskHistoryServer(MCPServer[Runtime]):
             return await super().call_tool(name, arguments, context)
         except ToolError as error:
             raise to_tool_error(name, error) from error.__cause__
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Runtime, Any] | None = None
+    ) -> Any:
+        """prompts/get, with the call checked first so a mistake is INVALID_PARAMS saying how to fix it."""
+        check_prompt_call(name, arguments)
+        return await super().get_prompt(name, arguments, context)
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -1,12 +1,23 @@
 """MCP prompts: `debug_recent_failures`, a walk a model can follow through the read tools, from
-"what is failing" to one failure's whole story and back to the task's history."""
+"what is failing" to one failure's whole story and back to the task's history.
+
+A bad prompts/get (an unknown prompt, an argument it does not take, a `since` that is not a time) is
+refused by `check_prompt_call` as INVALID_PARAMS with a text that says how to fix it, before the SDK
+renders anything: left to the SDK, the handshake era answered with code 0 and the 2026-07-28 era with
+an opaque internal error, and a bad `since` went into the walk as a call that would then fail."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
-from pydantic import Field
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from pydantic import Field, TypeAdapter, ValidationError
+
+from store.models import Identifier, Timestamp
 
 TaskArg = Annotated[str | None, Field(description="only this task_id (default: every task)")]
 SinceArg = Annotated[
@@ -50,5 +61,40 @@ WALK = (
 )
 
 
+# Each prompt's arguments and the type each must satisfy.
+PROMPT_ARGUMENTS: dict[str, dict[str, TypeAdapter[Any]]] = {
+    "debug_recent_failures": {"task_id": TypeAdapter(Identifier), "since": TypeAdapter(Timestamp)},
+}
+
+
+def check_prompt_call(name: str, arguments: Mapping[str, Any] | None) -> None:
+    """Refuse a prompts/get that could only fail or mislead, naming what to change."""
+    accepted = PROMPT_ARGUMENTS.get(name)
+    if accepted is None:
+        offered = ", ".join(PROMPT_ARGUMENTS)
+        raise MCPError(INVALID_PARAMS, f"Unknown prompt {name!r}. This server offers: {offered}.")
+    for key, value in (arguments or {}).items():
+        if key not in accepted:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"Prompt {name} takes no argument {key!r}; it takes: {', '.join(accepted)} (all optional).",
+            )
+        try:
+            accepted[key].validate_python(value)
+        except ValidationError as error:
+            problem = error.errors()[0]["msg"]
+            raise MCPError(
+                INVALID_PARAMS, f"Prompt {name}: argument {key} is invalid ({problem}); {_ARG_HINTS[key]}."
+            ) from None
+
+
+_ARG_HINTS = {
+    "task_id": "pass a task_id as tasks_list shows it, or leave it out for every task",
+    "since": "pass an ISO 8601 time with offset, e.g. 2025-11-04T00:00:00Z, or leave it out",
+}
+
+
 def register_prompts(server: MCPServer[Any]) -> None:
-    server.prompt(title="Debug recent failures")(debug_recent_failures)
+    # The description is given cleaned: the SDK would pass the docstring's indentation through.
+    description = inspect.cleandoc(debug_recent_failures.__doc__ or "").replace("\n", " ")
+    server.prompt(title="Debug recent failures", description=description)(debug_recent_failures)
