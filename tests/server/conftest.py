@@ -1,10 +1,13 @@
-"""Fixtures for the tool-logic tests: the real server object over a real Store on a SQLite file in
-tmp_path, reached through the SDK's in-memory client (no network, same code path as a transport)."""
+"""Fixtures for the tool-logic tests: the real server object over a real Store, reached through the
+SDK's in-memory client (no network, same code path as a transport).
+
+The database is `database_url` from tests/conftest.py, so every test that connects runs twice: on a
+SQLite file in tmp_path and on a fresh PostgreSQL schema (skipped, saying how to enable it, when no
+PostgreSQL is configured)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +18,11 @@ from server.app import build_server
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings on this test's database file; the developer's environment is ignored."""
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    """Settings on this test's database; the developer's environment is ignored."""
 
     def make(**overrides: Any) -> Settings:
-        return load_settings({"database_url": str(tmp_path / "history.db"), **overrides}, environ={})
+        return load_settings({"database_url": database_url, **overrides}, environ={})
 
     return make
 

@@ -6,8 +6,8 @@ gone, and an answer that says it is whole is the same as the answer with the lar
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from config import load_settings
 from server.app import build_server
 from server.budget import CLIP_MARK, MAX_TOKENS_LIMIT, estimate_tokens
 from server.tools import READ_TOOLS
+from store.admin import copy_history
 
 BUDGETS = (1_000, 3_000, 8_000, MAX_TOKENS_LIMIT)
 DETAILS = ("summary", "standard", "full")
@@ -34,11 +35,21 @@ ITEMS = {  # the lists `returned` counts
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigHistory]:
-    import asyncio
+def history(tmp_path_factory: pytest.TempPathFactory) -> BigHistory:
+    """Built once per module on a SQLite file (big_history writes the file directly)."""
+    return asyncio.run(build(tmp_path_factory.mktemp("big") / "history.db"))
 
-    path = tmp_path_factory.mktemp("big") / "history.db"
-    yield asyncio.run(build(path))
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def history_url(request: pytest.FixtureRequest, history: BigHistory) -> str:
+    """The big history's database: the SQLite file itself, or a PostgreSQL schema it was copied into
+    by store.admin.copy_history, so both engines are swept with the very same rows."""
+    if request.param == "sqlite":
+        return str(history.path)
+    url = str(request.getfixturevalue("module_postgres_url"))
+    report = asyncio.run(copy_history(str(history.path), url, batch=5000))
+    assert not report.conflicts and report.executions.copied == len(history.spans)
+    return url
 
 
 def calls(h: BigHistory) -> dict[str, list[dict[str, Any]]]:
@@ -86,8 +97,8 @@ def calls(h: BigHistory) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _client(path: Path) -> Client:
-    return Client(build_server(load_settings({"database_url": str(path)}, environ={})))
+def _client(database_url: str) -> Client:
+    return Client(build_server(load_settings({"database_url": database_url}, environ={})))
 
 
 async def _call(client: Client, tool: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -138,9 +149,11 @@ def check(
 
 
 @pytest.mark.parametrize("tool", [spec.name for spec in READ_TOOLS])
-async def test_every_answer_fits_its_budget_and_says_what_it_left_out(history: BigHistory, tool: str) -> None:
+async def test_every_answer_fits_its_budget_and_says_what_it_left_out(
+    history: BigHistory, history_url: str, tool: str
+) -> None:
     seen_cut = seen_whole = 0
-    async with _client(history.path) as client:
+    async with _client(history_url) as client:
         for base in calls(history)[tool]:
             for detail in DETAILS:
                 ample, _ = await _call(
@@ -155,8 +168,8 @@ async def test_every_answer_fits_its_budget_and_says_what_it_left_out(history: B
     assert seen_cut and seen_whole  # the sweep exercised both kinds of answer
 
 
-async def test_a_budget_cut_list_continues_at_its_cursor_without_gaps(history: BigHistory) -> None:
-    async with _client(history.path) as client:
+async def test_a_budget_cut_list_continues_at_its_cursor_without_gaps(history_url: str) -> None:
+    async with _client(history_url) as client:
         whole, _ = await _call(
             client,
             "tasks_list",
@@ -174,8 +187,10 @@ async def test_a_budget_cut_list_continues_at_its_cursor_without_gaps(history: B
     assert seen == [e["span_id"] for e in whole["executions"]]
 
 
-async def test_a_budget_cut_trace_pages_through_every_event_once(history: BigHistory) -> None:
-    async with _client(history.path) as client:
+async def test_a_budget_cut_trace_pages_through_every_event_once(
+    history: BigHistory, history_url: str
+) -> None:
+    async with _client(history_url) as client:
         arguments: dict[str, Any] = {"trace_id": history.big_trace, "detail": "summary", "max_tokens": 4000}
         events: list[str] = []
         while True:

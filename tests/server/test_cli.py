@@ -1,4 +1,5 @@
-"""The CLI in-process: settings flags, the read commands' tables and --json, exit codes."""
+"""The CLI in-process: settings flags, the read commands' tables and --json, exit codes; on a SQLite
+file and on PostgreSQL (`database_url`, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,12 @@ T0 = "2025-11-04T18:29:12Z"
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A database with one success and one failure, written through the real Store."""
     for name in [spec.env_var for spec in SETTINGS_SPEC] + ["TASK_HISTORY_CONFIG"]:
         monkeypatch.delenv(name, raising=False)
-    path = str(tmp_path / "cli.db")
-    asyncio.run(_fill(path))
-    return path
+    asyncio.run(_fill(database_url))
+    return database_url
 
 
 async def _fill(path: str) -> None:
