@@ -8,11 +8,19 @@ few errors are most of them), backfilled history, and executions still running a
 end. Traffic grows over ~400 days so that the last day holds ~2.4% of it (about 2,400
 failures at the default size), which is the window the "error patterns" goal is about.
 
+Side effects: every execution's io comes from a dozen shared variants (a few report files
+that many runs rewrite, tool calls), and ~5% of the tasks' own runs also write a file of
+their own (`runs/<task_id>/<span>.md`), so "who wrote this file" has rare and common answers.
+
 Building it goes around the store on purpose: the store opens the file once (so its own
 migrations create the schema), then rows made by the store's own `execution_row` /
 `event_row` templates are bulk-inserted with sqlite3 `executemany`, with the secondary
-indexes dropped during the load and re-created from their stored SQL afterwards. The file
-is cached under bench/out/, keyed by size, schema and generator version, and reused."""
+indexes dropped during the load and re-created from their stored SQL afterwards. The two
+tables the write path derives from executions (`failures`, `side_effects`, store.sqlite.derived)
+are then filled by the store's own backfill (`derived.rebuild`), as migration 0006 does. The
+file is cached under bench/out/, keyed by size, schema and generator version, and reused; a
+cache for an older key is left in place (another run may be using it) and named, to delete by
+hand. bench/pg_dataset.py builds the same history into a PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ from store.fingerprint import stack_hash  # noqa: E402
 from store.ids import derived_idempotency_key, execution_id, session_id, slugify  # noqa: E402
 from store.models import Execution, IOEffects, LifecycleEvent, Retrieval  # noqa: E402
 from store.rules import check_invariants  # noqa: E402
-from store.sqlite import rows  # noqa: E402
+from store.sqlite import derived, rows  # noqa: E402
 from store.sqlite.jobs import new_task  # noqa: E402
 from store.sqlite.schema import MIGRATIONS  # noqa: E402
 from store.timeutil import from_us  # noqa: E402
@@ -124,7 +132,7 @@ def latency(seconds: Sequence[float]) -> Latency:
 
 # ---- the benchmark database ------------------------------------------------------------
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4  # 4: failures and side_effects filled, per-run files
 EVENTS_PER_EXECUTION = 5
 DAYS = 400
 DAY_US = 86_400 * 1_000_000
@@ -138,6 +146,8 @@ FAILED_FIRST, FAILED_RETRY, PARTIAL, CANCELLED = 0.10, 0.35, 0.02, 0.015
 RETRY_CHANCE, MAX_ATTEMPTS = 0.5, 3
 WORKER_CHANCE, WORKER_FAILED = 0.3, 0.04
 BACKFILLED_BEFORE_DAYS, BACKFILLED_CHANCE = 330, 0.6
+RUN_FILE_CHANCE = 0.05  # a task's own run that also writes runs/<task_id>/<span>.md
+DERIVED_TABLES = ("failures", "side_effects")
 
 TASK_TYPES = (
     "triage",
@@ -163,6 +173,8 @@ ACTORS = (
     "research-master",
     "support-master",
 )
+SHARED_FILES = ("reports/0.json", "reports/3.json", "reports/6.json", "reports/9.json")  # ~8% of runs each
+TOOL_CALLS = ("git.diff", "http.get")
 WORKER_TYPES = ("scan-worker", "review-worker", "test-worker", "fetch-worker", "build-worker", "index-worker")
 
 
@@ -200,15 +212,23 @@ def dataset(executions: int, *, rebuild: bool = False, log: Callable[[str], None
         return Dataset(path, json.loads(meta_path.read_text()), reused=True)
     meta = build(path, executions, log)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    _remove_outdated(path, executions)
+    _note_outdated(path, executions, log)
     return Dataset(path, meta, reused=False)
 
 
-def _remove_outdated(current: Path, executions: int) -> None:
-    """Caches of the same size for an older schema or generator: never used again."""
-    for old in OUT_DIR.glob(f"store-{executions}-*"):
-        if not old.name.startswith(current.stem) and not old.name.endswith(".building"):
-            old.unlink(missing_ok=True)
+def _note_outdated(current: Path, executions: int, log: Callable[[str], None]) -> None:
+    """Caches of the same size for an older schema or generator are never used again by this
+    tree, but another checkout or a run still going may use them: name them, delete nothing."""
+    old = [
+        p
+        for p in OUT_DIR.glob(f"store-{executions}-*.db")
+        if not p.name.startswith(current.stem) and not p.name.endswith(".building")
+    ]
+    for p in old:
+        log(
+            f"  note: {p.name} ({p.stat().st_size / 2**30:.2f} GiB) is an outdated cache; "
+            "delete it when no run uses it"
+        )
 
 
 def schema_digest() -> str:
@@ -234,9 +254,23 @@ def build(path: Path, executions: int, log: Callable[[str], None]) -> dict[str, 
     try:
         indexes = _drop_secondary_indexes(conn)
         _load(conn, generator, log)
-        log(f"  re-creating {len(indexes)} secondary indexes ...")
-        for sql in indexes:
+        base = [sql for table, sql in indexes if table not in DERIVED_TABLES]
+        log(f"  re-creating {len(base)} secondary indexes ...")
+        for sql in base:
             conn.execute(sql)
+        step = time.perf_counter()
+        conn.execute("BEGIN")
+        derived.rebuild(conn)  # the store's own backfill of failures and side_effects
+        conn.execute("COMMIT")
+        for sql in (sql for table, sql in indexes if table in DERIVED_TABLES):
+            conn.execute(sql)
+        counts = {
+            f"{t}_rows": conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in DERIVED_TABLES
+        }
+        log(
+            f"  derived {counts['failures_rows']:,} failures and "
+            f"{counts['side_effects_rows']:,} side_effects rows in {time.perf_counter() - step:.1f} s"
+        )
         conn.executemany(insert_sql("tasks", rows.TASK_COLUMNS), generator.task_rows())
         conn.execute("PRAGMA journal_mode = WAL")
     finally:
@@ -246,7 +280,8 @@ def build(path: Path, executions: int, log: Callable[[str], None]) -> dict[str, 
     check_sample(path)
     seconds = round(time.perf_counter() - began, 1)
     log(f"  built {path.name} ({path.stat().st_size / 2**30:.2f} GiB) in {seconds} s")
-    return generator.meta() | {"build_seconds": seconds, "built_at": datetime.now(UTC).isoformat()}
+    meta = generator.meta() | counts
+    return meta | {"build_seconds": seconds, "built_at": datetime.now(UTC).isoformat()}
 
 
 def _create_schema(path: Path) -> None:
@@ -267,16 +302,16 @@ def _bulk_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _drop_secondary_indexes(conn: sqlite3.Connection) -> list[str]:
+def _drop_secondary_indexes(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """Drop the named indexes of the big tables (a sort after the load is far faster than
-    1M random inserts) and return their SQL, exactly as the migrations wrote it."""
+    1M random inserts) and return (table, SQL) of each, exactly as the migrations wrote it."""
     found = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-        "AND tbl_name IN ('executions', 'events') ORDER BY name"
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        "AND tbl_name IN ('executions', 'events', 'failures', 'side_effects') ORDER BY name"
     ).fetchall()
-    for name, _ in found:
+    for name, _, _ in found:
         conn.execute(f'DROP INDEX "{name}"')
-    return [sql for _, sql in found]
+    return [(table, sql) for _, table, sql in found]
 
 
 def insert_sql(table: str, columns: Sequence[str]) -> str:
@@ -394,8 +429,8 @@ def detail_variants(rng: random.Random) -> list[str]:
             ),
             parents=parents,
             io=IOEffects(
-                files_written=[f"reports/{k}.json"] if k % 3 == 0 else [],
-                tool_calls=["git.diff", "http.get"][: k % 3],
+                files_written=[SHARED_FILES[k // 3]] if k % 3 == 0 else [],
+                tool_calls=list(TOOL_CALLS[: k % 3]),
             ),
             attributes={"priority": ("low", "normal", "high")[k % 3], "model": "agent-large"},
             task_config_digest=f"sha256:{k:064x}",
@@ -462,6 +497,11 @@ def _error_kind(rng: random.Random) -> ErrorKind:
     return ErrorKind(error_type, message, stack, stack_hash(error_type, stack, message))
 
 
+def run_file(task_id: str, span_id: str) -> str:
+    """The file a run writes for itself (RUN_FILE_CHANCE of the tasks' own runs)."""
+    return f"runs/{task_id}/{span_id[:8]}.md"
+
+
 def zipf_weights(count: int, exponent: float) -> list[float]:
     return [1 / (rank**exponent) for rank in range(1, count + 1)]
 
@@ -516,6 +556,7 @@ class Generator:
         self.tasks = _task_catalog(random.Random(seed + 1))
         self.errors = error_catalog(random.Random(seed + 2))
         self.details = detail_variants(random.Random(seed + 3))
+        self._parsed_details = {d: json.loads(d) for d in self.details}
         self.execution_row = execution_template()
         self.event_row = event_template()
         self._error_weights = _cumulative(zipf_weights(len(self.errors), 1.1))
@@ -629,6 +670,8 @@ class Generator:
         elif end_us >= self.anchor_us:
             end_us = max(start_us, self.anchor_us - 1_000_000)
         values = self._common(task.task_id, trace_id, start_us, end_us, status)
+        if rng.random() < RUN_FILE_CHANCE:
+            values["detail"] = self._with_run_file(values["detail"], task.task_id, values["span_id"])
         values.update(
             task_name=task.task_name,
             task_type=task.task_type,
@@ -638,6 +681,14 @@ class Generator:
             trigger="scheduled" if task.scheduled else "manual",
         )
         return values
+
+    def _with_run_file(self, detail: str, task_id: str, span_id: str) -> str:
+        """The variant `detail` with one more file written: this run's own report."""
+        document = self._parsed_details[detail]
+        io = document["io"] | {
+            "files_written": [*document["io"]["files_written"], run_file(task_id, span_id)]
+        }
+        return rows.dumps(document | {"io": io})
 
     def _still_running(self, start_us: int, end_us: int, attempt: int) -> bool:
         if end_us >= self.anchor_us:
