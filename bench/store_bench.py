@@ -27,18 +27,36 @@ What it prints, and how to read it:
    the machine hits both alike. The goal is store/baseline >= 0.70. The written rows are
    deleted again after each turn, so every turn starts from the file as built.
 
+On PostgreSQL (issue 6, "The store benchmark runs on both backends and prints both"):
+
+      .venv/bin/python bench/store_bench.py --database-url postgresql://127.0.0.1:5432/test
+      .venv/bin/python bench/store_bench.py --backends sqlite,postgres   # both, then side by side
+
+   The same generated history goes into a schema of that database (bench/pg_dataset.py: COPY,
+   indexes and constraints made after the load, VACUUM ANALYZE), cached like the SQLite file as
+   `bench_store_<executions>_<digest>` and reused by the next run (`--pg-drop` drops it after
+   the run). The same read queries and the same write plan go through the same store; the
+   baseline is the same statements as the SQLite one through one psycopg connection, one
+   group-committing writer (each round's statements in one transaction that first takes the
+   store's write advisory lock, as BEGIN IMMEDIATE takes SQLite's), with the server's own
+   durability settings (synchronous_commit as configured, printed). The goals are the issue's
+   SQLite ones, applied unchanged. The warm-up is pg_prewarm 'read' of every table and index
+   (the extension is created in the benchmark's schema when the database lacks it).
+
 Nothing here asserts a time; it measures and prints. The same figures go to
-bench/out/store_bench.json (store_bench-N.json for another size; none for --quick)."""
+bench/out/store_bench.json (store_bench-N.json for another size; store_bench_postgres*.json
+for PostgreSQL; none for --quick)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -69,34 +87,54 @@ WRITE_GOAL_RATIO = 0.70
 WRITE_TASK_PREFIX = "bench-write-"
 STATUSES = ("running", "success", "failed", "partial", "cancelled")
 READ_BUDGET_S, MIN_RUNS = 30.0, 30
+DEFAULT_PG_URL = os.environ.get("TASK_HISTORY_BENCH_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgres")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    report: dict[str, Any] = {"machine": common.machine()}
-    print_machine(report["machine"])
-    ds = common.dataset(args.executions, rebuild=args.rebuild)
-    report["dataset"] = describe_dataset(ds)
-    remove_bench_writes(ds)  # in case an earlier run was interrupted before cleaning up
-    print(f"warming the page cache: {common.warm_page_cache(ds.path):.1f} s\n")
-    report["reads"] = asyncio.run(measure_reads(ds, args.runs))
-    report["raw_reads"] = measure_raw_reads(ds, args.runs)
-    print_reads(report["reads"], report["raw_reads"])
-    report["writes"] = measure_writes(ds, args.pairs, args.writers)
-    print_writes(report["writes"])
+    machine = common.machine()
+    print_machine(machine)
+    reports: dict[str, dict[str, Any]] = {}
+    for backend in args.backends:
+        if len(args.backends) > 1:
+            print(f"\n======== {LABELS[backend]} ========")
+        reports[backend] = run_backend(backend, args, machine)
+    if len(reports) > 1:
+        print_side_by_side(reports)
+    for backend, report in reports.items():
+        if args.quick:
+            print(f"\nnot writing bench/out/store_bench*.json ({backend}): --quick is a smoke run")
+        else:
+            print(f"\nwrote {common.write_json(report_name(backend, args.executions), report)}")
+
+
+LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+def report_name(backend: str, executions: int) -> str:
+    stem = "store_bench" if backend == "sqlite" else "store_bench_postgres"
+    return f"{stem}.json" if executions == DEFAULT_EXECUTIONS else f"{stem}-{executions}.json"
+
+
+def run_backend(backend: str, args: argparse.Namespace, machine: dict[str, Any]) -> dict[str, Any]:
+    report: dict[str, Any] = {"machine": machine, "backend": backend}
+    with open_target(backend, args) as target:
+        report["server"] = target.server
+        report["dataset"] = target.describe()
+        target.remove_bench_writes()  # in case an earlier run was interrupted before cleaning up
+        seconds, how = target.warm()
+        print(f"warming the page cache: {seconds:.1f} s ({how})\n")
+        report["reads"] = asyncio.run(measure_reads(target, args.runs))
+        report["raw_reads"] = measure_raw_reads(target, args.runs)
+        print_reads(report["reads"], report["raw_reads"])
+        report["writes"] = measure_writes(target, args.pairs, args.writers)
+        print_writes(report["writes"], target.raw_label)
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(
         f"\nload average at the end: {report['load_average_at_end']} (other work on the machine skews p99s)"
     )
-    if args.quick:
-        print("\nnot writing bench/out/store_bench*.json: --quick is a smoke run")
-    else:
-        name = (
-            "store_bench.json"
-            if args.executions == DEFAULT_EXECUTIONS
-            else f"store_bench-{args.executions}.json"
-        )
-        print(f"\nwrote {common.write_json(name, report)}")
+    return report
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -111,9 +149,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rebuild", action="store_true", help="build the database even if a cached one exists"
     )
+    parser.add_argument(
+        "--backends",
+        help="comma-separated: sqlite, postgres or both "
+        "(default: sqlite; postgres when --database-url is given)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help=f"the PostgreSQL database to build the benchmark schema in (default for --backends "
+        f"postgres: $TASK_HISTORY_BENCH_DATABASE_URL or {DEFAULT_PG_URL})",
+    )
+    parser.add_argument(
+        "--pg-drop", action="store_true", help="drop the PostgreSQL benchmark schema after the run (no cache)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.executions, args.pairs, args.runs = 2_000, 500, 30
+    if args.backends is None:
+        args.backends = "postgres" if args.database_url else "sqlite"
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = sorted(set(args.backends) - set(BACKENDS))
+    if unknown or not args.backends:
+        parser.error(f"--backends takes sqlite and/or postgres, not {', '.join(unknown) or 'nothing'}")
+    if args.database_url and not args.database_url.startswith(("postgresql://", "postgres://")):
+        parser.error("--database-url must be a postgresql:// URL (the SQLite database is bench/out's file)")
+    args.database_url = args.database_url or DEFAULT_PG_URL
     return args
 
 
@@ -127,14 +187,18 @@ def print_machine(m: dict[str, Any]) -> None:
     )
 
 
-def describe_dataset(ds: Dataset) -> dict[str, Any]:
+def describe_sqlite(ds: Dataset) -> dict[str, Any]:
     meta = ds.meta
     day_failures = common.failures_between(ds.path, meta["anchor_us"] - 24 * HOUR_US)
     size_gib = round(sum(p.stat().st_size for p in ds.path.parent.glob(ds.path.name + "*")) / 2**30, 2)
-    how = "reused (built earlier in" if ds.reused else "built in"
-    print(
-        f"database: {ds.path.name}, {size_gib} GiB, {how} {meta['build_seconds']} s{')' if ds.reused else ''}"
-    )
+    return print_dataset(meta, ds.path.name, size_gib, ds.reused, day_failures)
+
+
+def print_dataset(
+    meta: dict[str, Any], where: str, size_gib: float, reused: bool, day_failures: int
+) -> dict[str, Any]:
+    how = "reused (built earlier in" if reused else "built in"
+    print(f"database: {where}, {size_gib} GiB, {how} {meta['build_seconds']} s{')' if reused else ''}")
     print(
         f"  {meta['executions']:,} executions, {meta['events']:,} events, {len(meta['tasks'])} tasks "
         f"(busiest {meta['busy_task']}: {meta['busy_task_executions']:,}), {meta['failed']:,} failed, "
@@ -143,12 +207,177 @@ def describe_dataset(ds: Dataset) -> dict[str, Any]:
     print(f"  history ends {meta['anchor']}; failures in its last 24 h: {day_failures:,}")
     scalars = {k: v for k, v in meta.items() if not isinstance(v, list)}  # not the id lists
     return scalars | {
-        "file": ds.path.name,
+        "file" if where.endswith(".db") else "schema": where,
         "size_gib": size_gib,
-        "reused": ds.reused,
+        "reused": reused,
         "tasks": len(meta["tasks"]),
         "failures_last_24h": day_failures,
     }
+
+
+# ---- the backends: where the data is, raw SQL beside the store ----------------------------
+
+RawRun = Callable[[str, Sequence[Any]], list[Any]]
+
+
+class SqliteTarget:
+    """bench/common.py's cached SQLite file."""
+
+    backend, raw_label = "sqlite", "raw sqlite3"
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds, self.meta, self.url = ds, ds.meta, str(ds.path)
+        self.server: dict[str, Any] = {"sqlite": sqlite3.sqlite_version}
+
+    def describe(self) -> dict[str, Any]:
+        return describe_sqlite(self.ds)
+
+    def warm(self) -> tuple[float, str]:
+        return common.warm_page_cache(self.ds.path), "the file read once"
+
+    @contextlib.contextmanager
+    def raw(self) -> Iterator[RawRun]:
+        """A read-only connection: run(sql with ?, params) -> rows."""
+        conn = sqlite3.connect(f"file:{self.ds.path}?mode=ro", uri=True, isolation_level=None)
+        try:
+            yield lambda sql, params: conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def remove_bench_writes(self) -> None:
+        """Delete what the write benchmark added, so the cached database stays as built."""
+        n = self.meta["executions"]
+        conn = sqlite3.connect(self.ds.path, isolation_level=None, timeout=30)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for table in common.DERIVED_TABLES:  # the store's derived rows of the writes (no FK cascade here)
+                conn.execute(f"DELETE FROM {table} WHERE exec_seq > ?", (n,))
+            conn.execute("DELETE FROM executions WHERE seq > ?", (n,))
+            conn.execute("DELETE FROM tasks WHERE task_id LIKE ?", (WRITE_TASK_PREFIX + "%",))
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+    def raw_group_commit(self, plan: list[Pair], clients: int) -> WriteRun:
+        """The same writes as plain SQL from one writer that commits each round of `clients`
+        concurrent requests together: the rate SQLite itself allows on this machine."""
+        starts, finishes = raw_statements(plan)
+        conn = sqlite3.connect(self.ds.path, isolation_level=None)
+        for pragma in ("journal_mode = WAL", "synchronous = FULL", "busy_timeout = 5000"):
+            conn.execute(f"PRAGMA {pragma}")
+        try:
+            began = time.perf_counter()
+            for at in range(0, len(plan), clients):
+                for batch in (starts[at : at + clients], finishes[at : at + clients]):
+                    conn.execute("BEGIN IMMEDIATE")
+                    for statements in batch:
+                        for sql, params in statements:
+                            conn.execute(sql, params)
+                    conn.execute("COMMIT")
+            seconds = time.perf_counter() - began
+        finally:
+            conn.close()
+        return WriteRun(pairs=len(plan), seconds=seconds, commits=2 * -(-len(plan) // clients))
+
+
+class PostgresTarget:
+    """bench/pg_dataset.py's cached schema in a PostgreSQL database."""
+
+    backend, raw_label = "postgres", "raw psycopg"
+
+    def __init__(self, ds: Any) -> None:
+        import pg_dataset
+
+        self.ds, self.meta, self.url = ds, ds.meta, ds.url
+        with pg_dataset.connect(ds.url) as conn:
+            self.server = pg_dataset.server_info(conn)
+        host = ds.base_url.split("@")[-1].split("://")[-1]
+        print(
+            f"postgres: {self.server['server_version']} at {host}, "
+            f"shared_buffers {self.server['shared_buffers']}, "
+            f"synchronous_commit {self.server['synchronous_commit']}, fsync {self.server['fsync']}"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        import pg_dataset
+
+        with pg_dataset.connect(self.url) as conn:
+            size = pg_dataset.size_gib(conn)
+            since = self.meta["anchor_us"] - 24 * HOUR_US
+            found = conn.execute(
+                "SELECT COUNT(*) FROM executions WHERE status = 'failed' AND started_us >= %s", (since,)
+            ).fetchone()
+        return print_dataset(self.meta, self.ds.schema, size, self.ds.reused, found[0] if found else 0)
+
+    def warm(self) -> tuple[float, str]:
+        import pg_dataset
+
+        with pg_dataset.connect(self.url) as conn:
+            return pg_dataset.warm(conn)
+
+    @contextlib.contextmanager
+    def raw(self) -> Iterator[RawRun]:
+        import pg_dataset
+
+        from store.postgres.tx import pg_sql
+
+        with pg_dataset.connect(self.url) as conn:
+            yield lambda sql, params: conn.execute(pg_sql(sql), params).fetchall()
+
+    def remove_bench_writes(self) -> None:
+        """Delete what the write benchmark added (failures and side_effects go by FK cascade),
+        then VACUUM and CHECKPOINT: every turn starts from the schema as built, as on SQLite."""
+        import pg_dataset
+
+        with pg_dataset.connect(self.url) as conn:
+            with conn.transaction():
+                conn.execute("DELETE FROM executions WHERE seq > %s", (self.meta["executions"],))
+                conn.execute("DELETE FROM tasks WHERE task_id LIKE %s", (WRITE_TASK_PREFIX + "%",))
+            for table in ("executions", "tasks", "failures"):
+                conn.execute(f"VACUUM {table}")
+            with contextlib.suppress(Exception):
+                conn.execute("CHECKPOINT")
+
+    def raw_group_commit(self, plan: list[Pair], clients: int) -> WriteRun:
+        """The SQLite baseline's statements through one psycopg connection: each round of
+        `clients` concurrent requests in one transaction, under the store's write advisory lock."""
+        import pg_dataset
+
+        from store.postgres.locks import WRITE_LOCK, lock_sql
+        from store.postgres.tx import pg_sql
+
+        starts, finishes = raw_statements(plan)
+        with pg_dataset.connect(self.url) as conn:
+            began = time.perf_counter()
+            for at in range(0, len(plan), clients):
+                for batch in (starts[at : at + clients], finishes[at : at + clients]):
+                    with conn.transaction():
+                        conn.execute(lock_sql(WRITE_LOCK))
+                        for statements in batch:
+                            for sql, params in statements:
+                                conn.execute(pg_sql(sql), params)
+            seconds = time.perf_counter() - began
+        return WriteRun(pairs=len(plan), seconds=seconds, commits=2 * -(-len(plan) // clients))
+
+
+Target = SqliteTarget | PostgresTarget
+
+
+@contextlib.contextmanager
+def open_target(backend: str, args: argparse.Namespace) -> Iterator[Target]:
+    if backend == "sqlite":
+        yield SqliteTarget(common.dataset(args.executions, rebuild=args.rebuild))
+        return
+    import pg_dataset
+
+    ds = pg_dataset.dataset(args.database_url, args.executions, rebuild=args.rebuild)
+    try:
+        yield PostgresTarget(ds)
+    finally:
+        if args.pg_drop:
+            pg_dataset.drop(ds)
+            print(f"dropped schema {ds.schema} (--pg-drop)")
 
 
 # ---- reads -------------------------------------------------------------------------------
@@ -176,17 +405,18 @@ class Samples:
     retry_traces: list[str]
 
 
-def samples(ds: Dataset, count: int = 1_000) -> Samples:
-    conn = read_only(ds)
-    try:
-        (top,) = conn.execute("SELECT MAX(seq) FROM executions").fetchone()
+def samples(target: Target, count: int = 1_000) -> Samples:
+    with target.raw() as run:
+        top = target.meta["executions"]
         seqs = random.Random(1).sample(range(1, top + 1), min(count, top))
         marks = ",".join("?" * len(seqs))
-        spans = [r[0] for r in conn.execute(f"SELECT span_id FROM executions WHERE seq IN ({marks})", seqs)]
-        retries = [r[0] for r in conn.execute("SELECT trace_id FROM executions WHERE retry_of IS NOT NULL")]
-    finally:
-        conn.close()
-    meta = ds.meta
+        spans = [
+            r[0] for r in run(f"SELECT span_id FROM executions WHERE seq IN ({marks}) ORDER BY seq", seqs)
+        ]
+        retries = [
+            r[0] for r in run("SELECT trace_id FROM executions WHERE retry_of IS NOT NULL ORDER BY seq", ())
+        ]
+    meta = target.meta
     return Samples(
         anchor_us=meta["anchor_us"],
         busy_task=meta["busy_task"],
@@ -269,9 +499,9 @@ async def second_page(store: Store, s: Samples, r: random.Random) -> Timed:
     return await clock(store.list_executions(filters, cursor=first.next_cursor))
 
 
-async def measure_reads(ds: Dataset, runs: int) -> list[dict[str, Any]]:
-    s = samples(ds)
-    store = await Store.open(str(ds.path))
+async def measure_reads(target: Target, runs: int) -> list[dict[str, Any]]:
+    s = samples(target)
+    store = await Store.open(target.url)
     try:
         return await measure_cases(read_cases(store, s), runs)
     finally:
@@ -330,29 +560,24 @@ def answer(result: object) -> str:
     return type(result).__name__
 
 
-def read_only(ds: Dataset) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{ds.path}?mode=ro", uri=True, isolation_level=None)
-
-
-def measure_raw_reads(ds: Dataset, runs: int) -> list[dict[str, Any]]:
-    """Plain sqlite3, no store: the floor the store's latencies stand on."""
-    s, conn = samples(ds), read_only(ds)
+def measure_raw_reads(target: Target, runs: int) -> list[dict[str, Any]]:
+    """Plain SQL on the engine's own driver, no store: the floor the store's latencies stand on."""
+    s = samples(target)
     r = random.Random(3)
-    try:
-        point = [_time_sql(conn, *queries.execution_by_span(r.choice(s.span_ids))) for _ in range(runs)]
+    with target.raw() as run:
+        point = [_time_sql(run, *queries.execution_by_span(r.choice(s.span_ids))) for _ in range(runs)]
         day = [s.anchor_us - 24 * HOUR_US + r.randrange(-HOUR_US, HOUR_US) for _ in range(runs)]
-        patterns = [_time_sql(conn, *queries.error_patterns(None, since, None, 20)) for since in day]
-    finally:
-        conn.close()
+        patterns = [_time_sql(run, *queries.error_patterns(None, since, None, 20)) for since in day]
+    label = target.raw_label
     return [
-        {"query": "raw sqlite3: execution by span_id", **asdict(latency(point)), "goal_ms": None},
-        {"query": "raw sqlite3: error patterns SQL, 24h", **asdict(latency(patterns)), "goal_ms": None},
+        {"query": f"{label}: execution by span_id", **asdict(latency(point)), "goal_ms": None},
+        {"query": f"{label}: error patterns SQL, 24h", **asdict(latency(patterns)), "goal_ms": None},
     ]
 
 
-def _time_sql(conn: sqlite3.Connection, sql: str, params: list[Any]) -> float:
+def _time_sql(run: RawRun, sql: str, params: list[Any]) -> float:
     began = time.perf_counter()
-    conn.execute(sql, params).fetchall()
+    run(sql, params)
     return time.perf_counter() - began
 
 
@@ -419,27 +644,27 @@ class WriteRun:
     errors: list[str] = field(default_factory=list)
 
 
-def measure_writes(ds: Dataset, pairs: int, writers: int, rounds: int = 2) -> dict[str, Any]:
+def measure_writes(target: Target, pairs: int, writers: int, rounds: int = 2) -> dict[str, Any]:
     """Baseline and store take turns on slices of the same plan (B S, then S B, ...), so a
     load change on the machine hits both alike; every run starts from the database as built."""
     plan = make_pairs(pairs)
     print(
         f"\nwrites: {pairs:,} start+finish pairs from {writers} concurrent writers into "
-        f"{ds.meta['executions']:,} executions, in {rounds} alternating rounds ..."
+        f"{target.meta['executions']:,} executions, in {rounds} alternating rounds ..."
     )
     runs: dict[str, list[WriteRun]] = {"baseline": [], "store": []}
     contenders = {
-        "baseline": lambda part: raw_group_commit(ds, part, writers),
-        "store": lambda part: asyncio.run(store_writes(ds, part, writers)),
+        "baseline": lambda part: target.raw_group_commit(part, writers),
+        "store": lambda part: asyncio.run(store_writes(target.url, part, writers)),
     }
     try:
         for k in range(rounds):
             part = plan[k::rounds]
             for name in sorted(contenders, reverse=k % 2 == 1):
                 runs[name].append(contenders[name](part))
-                remove_bench_writes(ds)
+                target.remove_bench_writes()
     finally:
-        remove_bench_writes(ds)
+        target.remove_bench_writes()
     baseline, store = summed(runs["baseline"]), summed(runs["store"])
     ratio = round(store["pairs_per_s"] / baseline["pairs_per_s"], 3)
     verdict = "PASS" if ratio >= WRITE_GOAL_RATIO else "MISS"
@@ -470,9 +695,9 @@ def summed(runs: list[WriteRun]) -> dict[str, Any]:
     }
 
 
-async def store_writes(ds: Dataset, plan: list[Pair], writers: int) -> WriteRun:
+async def store_writes(url: str, plan: list[Pair], writers: int) -> WriteRun:
     requests = [(start_request(p), finish_request(p)) for p in plan]
-    store = await Store.open(str(ds.path))
+    store = await Store.open(url)
     run = WriteRun(pairs=len(plan), seconds=0.0)
 
     async def writer(mine: list[tuple[StartRequest, FinishRequest]]) -> None:
@@ -509,7 +734,7 @@ def finish_request(p: Pair) -> FinishRequest:
 _TASK_STARTED = (
     "INSERT INTO tasks (task_id, state, attempts, current_trace_id, current_span_id, started_us, updated_us) "
     "VALUES (?, 'in_progress', 1, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET state = 'in_progress', "
-    "attempts = attempts + 1, current_trace_id = excluded.current_trace_id, "
+    "attempts = tasks.attempts + 1, current_trace_id = excluded.current_trace_id, "
     "current_span_id = excluded.current_span_id, completed_us = NULL, updated_us = excluded.updated_us"
 )
 _TASK_FINISHED = (
@@ -520,28 +745,6 @@ _OUTCOME = (
     "UPDATE executions SET status = ?, ended_us = ?, duration_ms = ?, error_type = ?, error_message = ?, "
     "error_stack = ?, stack_hash = ?, result = ? WHERE span_id = ? AND status = 'running'"
 )
-
-
-def raw_group_commit(ds: Dataset, plan: list[Pair], clients: int) -> WriteRun:
-    """The same writes as plain SQL from one writer that commits each round of `clients`
-    concurrent requests together: the rate SQLite itself allows on this machine."""
-    starts, finishes = raw_statements(plan)
-    conn = sqlite3.connect(ds.path, isolation_level=None)
-    for pragma in ("journal_mode = WAL", "synchronous = FULL", "busy_timeout = 5000"):
-        conn.execute(f"PRAGMA {pragma}")
-    try:
-        began = time.perf_counter()
-        for at in range(0, len(plan), clients):
-            for batch in (starts[at : at + clients], finishes[at : at + clients]):
-                conn.execute("BEGIN IMMEDIATE")
-                for statements in batch:
-                    for sql, params in statements:
-                        conn.execute(sql, params)
-                conn.execute("COMMIT")
-        seconds = time.perf_counter() - began
-    finally:
-        conn.close()
-    return WriteRun(pairs=len(plan), seconds=seconds, commits=2 * -(-len(plan) // clients))
 
 
 Statements = list[tuple[str, tuple[Any, ...]]]
@@ -594,24 +797,11 @@ def raw_statements(plan: list[Pair]) -> tuple[list[Statements], list[Statements]
     return starts, finishes
 
 
-def remove_bench_writes(ds: Dataset) -> None:
-    """Delete what the write benchmark added, so the cached database stays as built."""
-    conn = sqlite3.connect(ds.path, isolation_level=None, timeout=30)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM executions WHERE seq > ?", (ds.meta["executions"],))
-        conn.execute("DELETE FROM tasks WHERE task_id LIKE ?", (WRITE_TASK_PREFIX + "%",))
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-
-
-def print_writes(w: dict[str, Any]) -> None:
+def print_writes(w: dict[str, Any], raw_label: str) -> None:
     base, store = w["baseline"], w["store"]
     body = [
         [
-            f"raw sqlite3, 1 group-committing writer, {base['commits']} commits",
+            f"{raw_label}, 1 group-committing writer, {base['commits']} commits",
             base["pairs_per_s"],
             base["rows_per_s"],
             base["seconds"],
@@ -630,6 +820,38 @@ def print_writes(w: dict[str, Any]) -> None:
         f"store pair latency median {lat['median_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms; "
         f"errors: {store['errors']}"
     )
+
+
+def print_side_by_side(reports: dict[str, dict[str, Any]]) -> None:
+    backends = list(reports)
+    print(f"\n======== side by side: {' vs '.join(LABELS[b] for b in backends)} ========")
+    print("reads: median and p99 in milliseconds")
+    by_query = {b: {x["query"]: x for x in reports[b]["reads"]} for b in backends}
+    body: list[list[Any]] = []
+    for x in reports[backends[0]]["reads"]:
+        row: list[Any] = [x["query"]]
+        for b in backends:
+            y = by_query[b][x["query"]]
+            row += [y["median_ms"], y["p99_ms"], y["verdict"]]
+        body.append([*row, x["goal_ms"]])
+    for k, x in enumerate(reports[backends[0]]["raw_reads"]):
+        row = ["raw driver: " + x["query"].split(": ", 1)[1]]
+        for b in backends:
+            y = reports[b]["raw_reads"][k]
+            row += [y["median_ms"], y["p99_ms"], "(context)"]
+        body.append([*row, "-"])
+    headers = ["query"]
+    for b in backends:
+        headers += [f"{LABELS[b]} median", f"{LABELS[b]} p99", f"{LABELS[b]} verdict"]
+    print_table([*headers, "goal"], body)
+    print("\nwrites: start+finish pairs/s, the store against its own engine's raw baseline")
+    rows_ = []
+    for b in backends:
+        w = reports[b]["writes"]
+        rows_.append(
+            [LABELS[b], w["baseline"]["pairs_per_s"], w["store"]["pairs_per_s"], w["ratio"], w["verdict"]]
+        )
+    print_table(["backend", "raw baseline pairs/s", "store pairs/s", "store/baseline", "verdict"], rows_)
 
 
 if __name__ == "__main__":
