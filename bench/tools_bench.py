@@ -4,7 +4,7 @@
 transport and the same client as the protocol floor.
 
 Run:  .venv/bin/python bench/tools_bench.py            # full size (reuses bench/out/store-1000000-*.db)
-      .venv/bin/python bench/tools_bench.py --quick    # smoke run on 20,000 executions, ~30 s
+      .venv/bin/python bench/tools_bench.py --quick    # smoke run on 20,000 executions, ~1-2 min
 
 How it works, and how to read what it prints:
 
@@ -26,6 +26,13 @@ How it works, and how to read what it prints:
    p99 over `--runs` rounds; "ratio" is the tool's median over echo's median (goal <= 1.3).
    A case far slower than the others leaves the rounds after `--case-budget` seconds (with
    at least 30 timed calls): its "runs" column says how many it got.
+   The cases are the read tools of issue 3 and the debugging tools of issue 5
+   (tasks_failure_patterns over all time, one day and one task; tasks_stats overall, for one
+   task, and for the busiest task; tasks_timeline by task_id and by trace_id;
+   tasks_side_effects for a file one run wrote, a file ~8% of all runs wrote, a tool call),
+   all held to the same 1.3x goal except tasks_stats on the busiest task (~12% of all
+   executions), which issue 5 allows to take longer: its row is printed with its ratio and
+   the verdict "(reported)", and the summary names it apart from the judged cases.
    "server CPU" is the server process's CPU time per call (all threads, from
    /proc/PID/task/*/schedstat), "client CPU" the bench process's: a sequential round trip
    is roughly the two added up, so they say on which side the time goes.
@@ -231,6 +238,8 @@ def scratch_copy(source: Path, target: Path, executions: int, events: int) -> fl
         src.backup(dst)
         dst.execute("PRAGMA journal_mode = WAL")
         dst.execute("BEGIN IMMEDIATE")
+        for table in ("failures", "side_effects"):  # the store's derived rows of those writes
+            dst.execute(f"DELETE FROM {table} WHERE exec_seq > ?", (executions,))
         dst.execute("DELETE FROM executions WHERE seq > ?", (executions,))
         dst.execute("DELETE FROM events WHERE seq > ?", (events,))
         dst.execute("DELETE FROM tasks WHERE task_id LIKE ?", (FOREIGN_WRITE_PREFIX + "%",))
@@ -248,25 +257,49 @@ class Samples:
 
     anchor_us: int
     tasks: list[str]
+    busy_task: str
+    normal_tasks: list[str]  # every task but the busiest
     span_ids: list[str]
+    trace_ids: list[str]  # the traces of random executions
     retry_traces: list[str]
+    run_files: list[str]  # files one run wrote (side_effects: one match)
+    shared_files: list[str]  # files ~8% of all runs wrote
+    tool_calls: list[str]
 
 
 def samples(db: Path, meta: dict[str, Any], count: int = 1_000) -> Samples:
+    import common
+
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         top = meta["executions"]
         seqs = random.Random(1).sample(range(1, top + 1), min(count, top))
         marks = ",".join("?" * len(seqs))
-        spans = [r[0] for r in conn.execute(f"SELECT span_id FROM executions WHERE seq IN ({marks})", seqs)]
+        found = conn.execute(
+            f"SELECT span_id, trace_id FROM executions WHERE seq IN ({marks})", seqs
+        ).fetchall()
         retries = [r[0] for r in conn.execute("SELECT trace_id FROM executions WHERE retry_of IS NOT NULL")]
+        run_files = [
+            r[0]
+            for r in conn.execute(
+                "SELECT value FROM side_effects WHERE kind = 'file' AND value >= 'runs/' AND value < 'runs0'"
+            )
+        ]
     finally:
         conn.close()
+    if not run_files:
+        raise SystemExit(f"{db} has no side_effects rows: rebuild the benchmark database (bench/common.py)")
     return Samples(
         anchor_us=meta["anchor_us"],
         tasks=list(meta["tasks"]),
-        span_ids=spans,
+        busy_task=meta["busy_task"],
+        normal_tasks=[t for t in meta["tasks"] if t != meta["busy_task"]],
+        span_ids=[r[0] for r in found],
+        trace_ids=[r[1] for r in found],
         retry_traces=random.Random(2).sample(retries, min(count, len(retries))),
+        run_files=random.Random(3).sample(run_files, min(count, len(run_files))),
+        shared_files=list(common.SHARED_FILES),
+        tool_calls=list(common.TOOL_CALLS),
     )
 
 
@@ -382,6 +415,7 @@ class Case:
     tool: str
     arguments: Callable[[random.Random], dict[str, Any]]
     floor: bool = False
+    judged: bool = True  # False: printed with its ratio, not held to the goal (issue 5's busiest-task stats)
 
 
 def cases(s: Samples) -> list[Case]:
@@ -401,6 +435,38 @@ def cases(s: Samples) -> list[Case]:
         Case("tasks_last_failed()", "tasks_last_failed", lambda r: {}),
         Case("tasks_last_failed(since=1 day)", "tasks_last_failed", lambda r: {"since": one_day(r)}),
         Case("tasks_get(span_id)", "tasks_get", lambda r: {"span_id": r.choice(s.span_ids)}),
+        # issue 5's debugging tools; "other" tasks are every task but the busiest
+        Case("tasks_failure_patterns()", "tasks_failure_patterns", lambda r: {}),
+        Case(
+            "tasks_failure_patterns(since=1 day)", "tasks_failure_patterns", lambda r: {"since": one_day(r)}
+        ),
+        Case(
+            "tasks_failure_patterns(task_id=other)",
+            "tasks_failure_patterns",
+            lambda r: {"task_id": r.choice(s.normal_tasks)},
+        ),
+        Case("tasks_stats()", "tasks_stats", lambda r: {}),
+        Case("tasks_stats(task_id=other)", "tasks_stats", lambda r: {"task_id": r.choice(s.normal_tasks)}),
+        Case("tasks_stats(task_id=busiest)", "tasks_stats", lambda r: {"task_id": s.busy_task}, judged=False),
+        Case(
+            "tasks_timeline(task_id=other)", "tasks_timeline", lambda r: {"task_id": r.choice(s.normal_tasks)}
+        ),
+        Case("tasks_timeline(trace_id)", "tasks_timeline", lambda r: {"trace_id": r.choice(s.trace_ids)}),
+        Case(
+            "tasks_side_effects(file=one run's)",
+            "tasks_side_effects",
+            lambda r: {"file": r.choice(s.run_files)},
+        ),
+        Case(
+            "tasks_side_effects(file=shared, ~8%)",
+            "tasks_side_effects",
+            lambda r: {"file": r.choice(s.shared_files)},
+        ),
+        Case(
+            "tasks_side_effects(tool_call)",
+            "tasks_side_effects",
+            lambda r: {"tool_call": r.choice(s.tool_calls)},
+        ),
     ]
 
 
@@ -468,6 +534,18 @@ def describe(tool: str, result: dict[str, Any]) -> str:
         )
     if tool == "tasks_get":
         return f"1 execution, {len(result['events'])} events"
+    if tool == "tasks_failure_patterns":
+        return f"{result['returned']} of {result['total']} groups, {result['total_failures']:,} failures"
+    if tool == "tasks_stats":
+        group = result["groups"][0] if result["groups"] else None
+        if group is None:
+            return "no runs"
+        return f"{group['runs']:,} runs, p99 {group['durations'].get('p99_ms')} ms"
+    if tool == "tasks_timeline":
+        return f"{result['returned']} of {result['total']:,} steps"
+    if tool == "tasks_side_effects":
+        total = f"{result['total']:,}{'' if result['total_exact'] else '+'}"
+        return f"{result['returned']} of {total} executions"
     return "the text back"
 
 
@@ -488,8 +566,8 @@ def latency_rows(timings: dict[str, Timings], all_cases: list[Case]) -> list[dic
                 **asdict(lat),
                 "ratio_to_echo": ratio,
                 "p99_ratio_to_echo": round(lat.p99_ms / floor.p99_ms, 3),
-                "goal_ratio": None if case.floor else LATENCY_GOAL,
-                "verdict": "floor" if case.floor else ("PASS" if ratio <= LATENCY_GOAL else "MISS"),
+                "goal_ratio": LATENCY_GOAL if case.judged and not case.floor else None,
+                "verdict": verdict(case, ratio),
                 "server_cpu_ms": round(statistics.median(t.server_cpu_s) * 1000, 3),
                 "client_cpu_ms": round(statistics.median(t.client_cpu_s) * 1000, 3),
                 "response_bytes": round(statistics.median(t.response_bytes)) if t.response_bytes else None,
@@ -497,6 +575,14 @@ def latency_rows(timings: dict[str, Timings], all_cases: list[Case]) -> list[dic
             }
         )
     return rows
+
+
+def verdict(case: Case, ratio: float) -> str:
+    if case.floor:
+        return "floor"
+    if not case.judged:
+        return "(reported)"
+    return "PASS" if ratio <= LATENCY_GOAL else "MISS"
 
 
 def print_latency(label: str, rows: list[dict[str, Any]], headline: bool) -> None:
@@ -734,21 +820,33 @@ def print_throughput(label: str, t: dict[str, Any], headline: bool) -> None:
 
 
 def summary(report: dict[str, Any], kind: str) -> dict[str, Any]:
-    rows = [r for r in report["latency"][kind]["rows"] if r["verdict"] != "floor"]
+    every = report["latency"][kind]["rows"]
+    rows = [r for r in every if r["verdict"] in ("PASS", "MISS")]
+    reported = [r for r in every if r["verdict"] == "(reported)"]
     passed = sum(r["verdict"] == "PASS" for r in rows)
+    missed = [r for r in rows if r["verdict"] == "MISS"]
     worst = max(rows, key=lambda r: r["ratio_to_echo"])
     t = report["throughput"][kind]
     text = (
         f"{kind}: {passed} of {len(rows)} read cases within {LATENCY_GOAL}x of echo "
-        f"(echo {report['latency'][kind]['rows'][0]['median_ms']:.2f} ms; worst {worst['case']} "
+        f"(echo {every[0]['median_ms']:.2f} ms; worst {worst['case']} "
         f"{worst['ratio_to_echo']:.2f}x); writes/echo {t['ratio_calls']:.2f}x (goal >= {WRITE_GOAL}x) "
         f"{t['verdict']}"
     )
+    if missed:
+        text += "\n  missed: " + ", ".join(f"{r['case']} {r['ratio_to_echo']:.2f}x" for r in missed)
+    for r in reported:
+        text += (
+            f"\n  reported, not judged: {r['case']} median {r['median_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
+            f"({r['ratio_to_echo']:.2f}x echo)"
+        )
     return {
         "read_cases_passed": passed,
         "read_cases": len(rows),
+        "missed": [r["case"] for r in missed],
         "worst": worst["case"],
         "worst_ratio": worst["ratio_to_echo"],
+        "reported_not_judged": {r["case"]: r["ratio_to_echo"] for r in reported},
         "write_ratio": t["ratio_calls"],
         "write_verdict": t["verdict"],
         "text": text,
