@@ -1,14 +1,21 @@
 """Real servers for end-to-end tests: uvicorn on a free loopback port in a background thread (one per
-test, on the test's own SQLite file), and helpers to spawn the real CLI as a subprocess.
+test, on the test's own database), `task-history serve` as a real subprocess, and helpers to spawn the
+real CLI.
 
-The port is taken by binding a socket to port 0 and handing that very socket to uvicorn, so no other
-process can grab the port between choosing and serving. Readiness is `/healthz` answering 200, polled
-under a deadline."""
+The database is `database_url` from tests/conftest.py, so each test runs on a SQLite file and on a fresh
+PostgreSQL schema; a test that asks for `db_path` (the SQLite file itself) runs on SQLite only.
+
+In a thread, the port is taken by binding a socket to port 0 and handing that very socket to uvicorn,
+so no other process can grab the port between choosing and serving. A subprocess gets a port that was
+free a moment ago (the OS hands out ports in turn, so a collision is unlikely, and would show as the
+process exiting with uvicorn's "address already in use"). Readiness is `/healthz` answering 200, polled
+under a deadline; a server process that exits meanwhile fails the wait at once, with its log."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -42,13 +49,15 @@ class RunningServer:
         return f"{self.base_url}/mcp"
 
 
-def make_settings(db: Path, **overrides: Any) -> Settings:
+def make_settings(database_url: str | Path, **overrides: Any) -> Settings:
     """Settings from the shipped defaults and `overrides` only: the developer's environment is ignored."""
-    return load_settings({"database_url": str(db), **overrides}, environ={})
+    return load_settings({"database_url": str(database_url), **overrides}, environ={})
 
 
-def wait_until_healthy(base_url: str, timeout: float = STARTUP_TIMEOUT_S) -> None:
-    """Poll GET /healthz until it answers 200 or the deadline passes."""
+def wait_until_healthy(
+    base_url: str, timeout: float = STARTUP_TIMEOUT_S, process: ServerProcess | None = None
+) -> None:
+    """Poll GET /healthz until it answers 200 or the deadline passes (or `process` exits)."""
     deadline = time.monotonic() + timeout
     with httpx2.Client(timeout=2.0) as http:
         while True:
@@ -57,6 +66,8 @@ def wait_until_healthy(base_url: str, timeout: float = STARTUP_TIMEOUT_S) -> Non
                     return
             except httpx2.TransportError:
                 pass
+            if process is not None and process.popen.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.popen.returncode}: {process.log()}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{base_url}/healthz did not answer 200 within {timeout} s")
             time.sleep(0.02)  # poll interval, not synchronisation: the loop waits on the condition
@@ -85,13 +96,8 @@ def serve_in_thread(settings: Settings) -> Iterator[RunningServer]:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "history.db"
-
-
-@pytest.fixture
-def http_server(db_path: Path) -> Iterator[RunningServer]:
-    with serve_in_thread(make_settings(db_path)) as running:
+def http_server(database_url: str) -> Iterator[RunningServer]:
+    with serve_in_thread(make_settings(database_url)) as running:
         yield running
 
 
@@ -104,3 +110,45 @@ def cli_env() -> dict[str, str]:
 
 def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "server.cli", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A `task-history serve` subprocess; its stdout and stderr go to `log_path` (a pipe nobody reads
+    could fill up and stall the server)."""
+
+    popen: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def serve_process(database_url: str, log_path: Path, *flags: str) -> Iterator[ServerProcess]:
+    """Start `task-history serve` on a free loopback port and `database_url`; yield it once /healthz
+    answers; stop it (SIGTERM, then wait) afterwards."""
+    port = free_port()
+    command = cli_command(
+        "serve", "--port", str(port), "--database-url", database_url, "--log-level", "warning", *flags
+    )
+    with open(log_path, "wb") as log:
+        popen = subprocess.Popen(command, env=cli_env(), stdout=log, stderr=subprocess.STDOUT)
+    process = ServerProcess(popen, f"http://127.0.0.1:{port}", log_path)
+    try:
+        wait_until_healthy(process.base_url, process=process)
+        yield process
+    finally:
+        popen.terminate()
+        popen.wait(timeout=20)

@@ -29,9 +29,9 @@ def _post(url: str, **headers: str) -> httpx2.Response:
 
 
 @pytest.fixture
-def guarded_server(db_path: Path) -> Iterator[RunningServer]:
+def guarded_server(database_url: str) -> Iterator[RunningServer]:
     settings = make_settings(
-        db_path, token=TOKEN, allowed_hosts=["th.internal:8001"], allowed_origins=["https://ui.example"]
+        database_url, token=TOKEN, allowed_hosts=["th.internal:8001"], allowed_origins=["https://ui.example"]
     )
     with serve_in_thread(settings) as running:
         yield running
@@ -99,8 +99,8 @@ def test_serve_on_a_public_address_without_a_token_refuses_to_start(tmp_path: Pa
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_read_only_mode_serves_only_the_read_tools(db_path: Path, mode: str) -> None:
-    with serve_in_thread(make_settings(db_path, read_only=True)) as running:
+async def test_read_only_mode_serves_only_the_read_tools(database_url: str, mode: str) -> None:
+    with serve_in_thread(make_settings(database_url, read_only=True)) as running:
         async with Client(running.mcp_url, mode=mode) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             refused = await client.call_tool("tasks_record", {"task_id": "t", "status": "success"})
