@@ -161,12 +161,18 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         page_query = q.last_failed_unique if unique_errors else q.last_failed
         async with self._readers.snapshot() as snap:
             page = [rows.execution_from(r) for r in await snap.all(*page_query(*window, limit))]
-            total, distinct = await snap.one(*q.count_failures(*window))
-            patterns = [_pattern(r) for r in await snap.all(*q.error_patterns(*window, PATTERNS_SHOWN))]
-            failures = [Failure(execution=e, recent_events=await _recent(snap, e)) for e in page[:limit]]
+            found = await snap.all(*q.error_patterns(*window, PATTERNS_SHOWN))
+            failures = [
+                Failure(execution=e, recent_events=events)
+                for e, events in zip(page[:limit], await _recent(snap, page[:limit]), strict=True)
+            ]
+        # Every pattern row carries the window's totals; a group without an example (a NULL
+        # stack_hash) counts in them but is not shown.
+        total, distinct = (int(found[0][-2]), int(found[0][-1])) if found else (0, 0)
         return LastFailed(
-            failures=failures, error_patterns=patterns, total_failures=total, patterns_total=distinct,
-            has_more=len(page) > limit,
+            failures=failures,
+            error_patterns=[_pattern(r[:-2]) for r in found if r[8] is not None],
+            total_failures=total, patterns_total=distinct, has_more=len(page) > limit,
         )  # fmt: skip
 
     async def get(self, span_id: str) -> ExecutionDetail:
@@ -214,10 +220,15 @@ def _next_cursor(page: list[tuple[object, ...]], filters: ExecutionFilter) -> st
     return q.encode_cursor(q.Cursor(int(started_us), int(last[0]), q.filter_digest(filters)))  # type: ignore[call-overload]
 
 
-async def _recent(snap: Snapshot, execution: Execution) -> list[object]:
-    until = to_us(execution.ended_at or execution.started_at)
-    found = await snap.all(*q.events_before(execution.trace_id, until, RECENT_EVENTS))
-    return [rows.event_from(r) for r in reversed(found)]
+async def _recent(snap: Snapshot, page: list[Execution]) -> list[list[object]]:
+    """The events that led to each failure of the page (the last few of its trace up to its end)."""
+    if not page:
+        return []
+    points = [(e.trace_id, to_us(e.ended_at or e.started_at)) for e in page]
+    by_failure: list[list[object]] = [[] for _ in page]
+    for row in await snap.all(*q.recent_events(points, RECENT_EVENTS)):
+        by_failure[int(row[0])].append(rows.event_from(row[2:]))
+    return by_failure
 
 
 def _pattern(row: tuple[object, ...]) -> ErrorPattern:

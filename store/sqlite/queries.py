@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,37 +155,74 @@ def last_failed(task_id: str | None, since_us: int | None, until_us: int | None,
     return sql, [*params, limit + 1]
 
 
+def _scope(task_id: str | None) -> list[Any]:
+    """failure_stacks' key prefix: every task's row, or the one task's (store.sqlite.failure_stacks)."""
+    return [0, ""] if task_id is None else [1, task_id]
+
+
 def last_failed_unique(task_id: str | None, since_us: int | None, until_us: int | None, limit: int) -> Query:
-    """The most recent failure of each stack_hash."""
+    """The most recent failure of each stack_hash. Over all time each group's latest is kept in
+    failure_stacks; in a window it is ranked from ix_exec_failed(_task) alone and only the page's
+    rows are read in full."""
+    order = "ORDER BY started_us DESC, seq DESC"
+    if since_us is None and until_us is None:
+        sql = (
+            f"SELECT {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT last_seq FROM failure_stacks "
+            f"WHERE per_task = ? AND task_id = ? ORDER BY last_us DESC, last_seq DESC LIMIT ?) {order}"
+        )
+        return sql, [*_scope(task_id), limit + 1]
     where, params = _failure_window(task_id, since_us, until_us)
     sql = (
-        f"SELECT {EXECUTION_SELECT} FROM (SELECT *, ROW_NUMBER() OVER "
-        f"(PARTITION BY stack_hash ORDER BY started_us DESC, seq DESC) AS rn FROM executions WHERE {where}) "
-        "AS ranked WHERE rn = 1 ORDER BY started_us DESC, seq DESC LIMIT ?"
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT seq FROM (SELECT seq, started_us, "
+        f"ROW_NUMBER() OVER (PARTITION BY stack_hash {order}) AS rn FROM executions WHERE {where}) AS ranked "
+        f"WHERE rn = 1 {order} LIMIT ?) {order}"
     )
     return sql, [*params, limit + 1]
 
 
-def count_failures(task_id: str | None, since_us: int | None, until_us: int | None) -> Query:
-    where, params = _failure_window(task_id, since_us, until_us)
-    return f"SELECT COUNT(*), COUNT(DISTINCT stack_hash) FROM executions WHERE {where}", params
+_PATTERN_ORDER = "ORDER BY n DESC, last_us DESC, stack_hash"
+_PATTERN_COLUMNS = (
+    "shown.stack_hash, shown.n, shown.first_us, shown.last_us, e.error_type, e.error_message, e.task_id, "
+    "e.trace_id, e.span_id, shown.n_total, shown.n_groups"
+)
 
 
 def error_patterns(task_id: str | None, since_us: int | None, until_us: int | None, limit: int) -> Query:
-    """Failure groups by stack_hash over the whole window, each with its latest example."""
+    """Failure groups by stack_hash over the whole window, commonest first, each with its latest
+    example; every row also carries the window's failure count and group count. Over all time
+    the groups come from failure_stacks (O(groups)); in a window from ix_exec_failed(_task)."""
+    order = "ORDER BY shown.n DESC, shown.last_us DESC, shown.stack_hash"
+    if since_us is None and until_us is None:
+        sql = (
+            "SELECT " + _PATTERN_COLUMNS + " FROM (SELECT stack_hash, n, first_us, last_us, last_seq, "
+            "SUM(n) OVER () AS n_total, COUNT(*) OVER () AS n_groups FROM failure_stacks "
+            f"WHERE per_task = ? AND task_id = ? {_PATTERN_ORDER} LIMIT ?) AS shown "
+            f"LEFT JOIN executions AS e ON e.seq = shown.last_seq {order}"
+        )
+        return sql, [*_scope(task_id), limit]
     where, params = _failure_window(task_id, since_us, until_us)
     sql = (
-        "WITH g AS (SELECT stack_hash, COUNT(*) AS n, "
-        "MIN(started_us) AS first_us, MAX(started_us) AS last_us "
-        f"FROM executions WHERE {where} GROUP BY stack_hash ORDER BY n DESC, last_us DESC LIMIT ?) "
-        "SELECT g.stack_hash, g.n, g.first_us, g.last_us, "
-        "e.error_type, e.error_message, e.task_id, e.trace_id, "
-        "e.span_id FROM g JOIN executions AS e ON e.seq = (SELECT seq FROM executions "
-        f"WHERE stack_hash = g.stack_hash AND started_us = g.last_us AND {where} LIMIT 1) "
-        "ORDER BY g.n DESC, g.last_us DESC"
+        "WITH g AS (SELECT stack_hash, COUNT(*) AS n, MIN(started_us) AS first_us, "
+        f"MAX(started_us) AS last_us FROM executions WHERE {where} GROUP BY stack_hash), "
+        "shown AS (SELECT stack_hash, n, first_us, last_us, SUM(n) OVER () AS n_total, "
+        f"COUNT(stack_hash) OVER () AS n_groups FROM g {_PATTERN_ORDER} LIMIT ?) "
+        f"SELECT {_PATTERN_COLUMNS} FROM shown LEFT JOIN executions AS e ON e.seq = (SELECT seq "
+        "FROM executions WHERE stack_hash = shown.stack_hash AND started_us = shown.last_us AND "
+        f"{where} ORDER BY seq DESC LIMIT 1) {order}"
     )
     # The example row is searched within the same window (and task) as the group.
     return sql, [*params, limit, *params]
+
+
+def recent_events(points: Sequence[tuple[str, int]], limit: int) -> Query:
+    """For each (trace_id, until_us): the last `limit` events of the trace up to then, in one
+    statement (events_before for each, tagged with the point's position `k`), oldest first."""
+    one = (
+        "SELECT {k} AS k, r.* FROM (SELECT seq, " + EVENT_SELECT + " FROM events WHERE trace_id = ? "
+        "AND ts_us <= ? ORDER BY ts_us DESC, seq DESC LIMIT ?) AS r"
+    )
+    sql = " UNION ALL ".join(one.format(k=k) for k in range(len(points))) + " ORDER BY k, ts_us, seq"
+    return sql, [value for trace_id, until_us in points for value in (trace_id, until_us, limit)]
 
 
 def task_executions(task_id: str, limit: int) -> Query:

@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
-from store.sqlite import derived
+from store.sqlite import derived, failure_stacks
 from store.timeutil import now_utc, to_us
 
 
@@ -230,6 +230,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0006_failures_side_effects_stats",
         derived.sqlite_statements(),
         postgres=derived.postgres_statements(),
+    ),
+    # tasks_last_failed over all time in O(groups): failures counted per stack_hash by triggers
+    # (store.sqlite.failure_stacks), and the partial indexes that answer its windowed reads.
+    Migration(
+        "0007_failure_stacks",
+        failure_stacks.statements("sqlite"),
+        postgres=failure_stacks.statements("postgres"),
     ),
 )  # fmt: skip
 

@@ -135,9 +135,12 @@ QUERIES: dict[str, Callable[[], q.Query]] = {
     "last_failed_unique": lambda: q.last_failed_unique(None, None, None, 10),
     "last_failed_unique task_id": lambda: q.last_failed_unique("task-10", None, None, 10),
     "last_failed_unique window": lambda: q.last_failed_unique(None, SINCE_US, UNTIL_US, 10),
-    "count_failures": lambda: q.count_failures(None, None, None),
-    "count_failures task_id and window": lambda: q.count_failures("task-10", SINCE_US, UNTIL_US),
     "error_patterns": lambda: q.error_patterns(None, None, None, 20),
+    "last_failed_unique task_id and window": lambda: q.last_failed_unique("task-10", SINCE_US, UNTIL_US, 10),
+    "error_patterns task_id and window": lambda: q.error_patterns("task-10", SINCE_US, UNTIL_US, 20),
+    "recent_events": lambda: q.recent_events(
+        [(trace(400), T0_US + 402 * MINUTE_US), (trace(800), T0_US + 803 * MINUTE_US)], 5
+    ),
     "error_patterns task_id": lambda: q.error_patterns("task-10", None, None, 20),
     "error_patterns window": lambda: q.error_patterns(None, SINCE_US, UNTIL_US, 20),
 }

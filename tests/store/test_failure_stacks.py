@@ -1,0 +1,193 @@
+"""failure_stacks (store/sqlite/failure_stacks.py): the per-stack_hash counts that triggers keep
+agree with a GROUP BY over the failed executions after every kind of write (start and finish,
+record, retries, events, imports, prune, raw deletes), on both engines; the migration backfills
+them; and tasks_last_failed over all time (read from them) answers exactly what the same call
+over a window holding everything (read from the executions) answers."""
+
+from __future__ import annotations
+
+import sqlite3
+import traceback
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from store import Store
+from store.models import ErrorInput, EventRequest, FinishRequest, LastFailed, RecordRequest, StartRequest
+from store.records import Retention
+from store.retention import prune
+from store.sqlite import derived
+from store.sqlite.schema import MIGRATIONS, migrate
+
+T0 = datetime(2025, 11, 1, tzinfo=UTC)
+STACKS_SQL = "SELECT per_task, task_id, stack_hash, n, first_us, last_us, last_seq FROM failure_stacks"
+FAILED_SQL = "SELECT task_id, stack_hash, started_us, seq FROM executions WHERE status = 'failed'"
+
+
+def stack(kind: int, number: int) -> tuple[str, str]:
+    """A real traceback: `kind` picks the call path (so the stack_hash), `number` the message."""
+
+    def load(n: int) -> None:
+        raise KeyError(f"user {n} missing")
+
+    def parse(n: int) -> None:
+        raise ValueError(f"bad row {n}")
+
+    try:
+        (load, parse)[kind](number)
+    except (KeyError, ValueError):
+        return traceback.format_exc(), f"failure {number}"
+    raise AssertionError("unreachable")
+
+
+def error(kind: int, number: int) -> ErrorInput:
+    text, message = stack(kind, number)
+    return ErrorInput(type=("KeyError", "ValueError")[kind], message=message, stack=text)
+
+
+def raw(database_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on the database itself (committed), as another client would."""
+    if database_url.startswith("postgresql"):
+        with psycopg.connect(database_url) as conn:
+            cursor = conn.execute(sql.replace("?", "%s"), params)
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+    with closing(sqlite3.connect(database_url, isolation_level=None)) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")  # as the store's writer connection has it
+        return conn.execute(sql, params).fetchall()
+
+
+def expected_stacks(failed: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    """The groups computed in Python from the failed rows: count, first, last and latest seq."""
+    groups: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+    for task_id, stack_hash, started_us, seq in failed:
+        for key in ((0, "", stack_hash), (1, task_id, stack_hash)):
+            groups.setdefault(key, []).append((int(started_us), int(seq)))
+    return {(*key, len(found), min(found)[0], max(found)[0], max(found)[1]) for key, found in groups.items()}
+
+
+def assert_stacks_agree(database_url: str) -> None:
+    stored = {
+        tuple(int(v) if isinstance(v, int) else v for v in row) for row in raw(database_url, STACKS_SQL)
+    }
+    assert stored == expected_stacks(raw(database_url, FAILED_SQL))
+
+
+async def record_failure(store: Store, task_id: str, minute: int, kind: int) -> str:
+    req = RecordRequest(
+        task_id=task_id, status="failed", started_at=T0 + timedelta(minutes=minute),
+        ended_at=T0 + timedelta(minutes=minute, seconds=5), error=error(kind, minute),
+    )  # fmt: skip
+    return (await store.record(req)).execution.span_id
+
+
+async def write_every_kind(store: Store, check: Callable[[], None]) -> None:
+    for minute in range(8):
+        await record_failure(store, f"job-{minute % 3}", minute, minute % 2)
+        await store.record(
+            RecordRequest(
+                task_id="job-0", status="success", started_at=T0 + timedelta(minutes=minute, seconds=1)
+            )
+        )
+    check()
+    first = (await store.start(StartRequest(task_id="retried"))).execution
+    await store.finish(FinishRequest(span_id=first.span_id, status="failed", error=error(0, 100)))
+    second = (await store.start(StartRequest(task_id="retried", retry_of=first.span_id))).execution
+    check()
+    await store.finish(FinishRequest(span_id=second.span_id, status="failed", error=error(1, 101)))
+    third = (await store.start(StartRequest(task_id="retried", retry_of=second.span_id))).execution
+    await store.finish(FinishRequest(span_id=third.span_id, status="success"))
+    check()
+    for minute, event_type in ((20, "task_started"), (21, "task_failed")):
+        data = {"error": {"type": "OSError", "message": "disk full"}} if event_type == "task_failed" else {}
+        await store.log_event(
+            EventRequest(
+                event_type=event_type, task_id="evented", ts=T0 + timedelta(minutes=minute), data=data
+            )
+        )
+    check()
+    original = (await store.get(await record_failure(store, "job-1", 30, 0))).execution
+    ids = {"span_id": str(uuid.uuid4()), "trace_id": str(uuid.uuid4()), "execution_id": f"x-{uuid.uuid4()}"}
+    imported = original.model_copy(
+        update={**ids, "idempotency_key": None, "task_id": "imported", "started_at": T0 - timedelta(days=1)}
+    )
+    assert not (await store.import_execution(imported)).duplicate
+    assert (await store.import_execution(imported)).duplicate
+    check()
+
+
+async def test_the_counts_agree_with_the_failures_after_every_kind_of_write(
+    store: Store, database_url: str
+) -> None:
+    await write_every_kind(store, lambda: assert_stacks_agree(database_url))
+
+
+async def test_the_counts_follow_prune_and_raw_deletes(store: Store, database_url: str) -> None:
+    await write_every_kind(store, lambda: None)
+    cutoff = T0 + timedelta(minutes=4)
+    report = await prune(store, Retention(success_before=cutoff, failed_before=cutoff, events_before=None))
+    assert report.counts.executions > 0
+    assert_stacks_agree(database_url)
+    newest = "SELECT seq FROM executions WHERE status = 'failed' ORDER BY started_us DESC, seq DESC LIMIT 1"
+    raw(database_url, f"DELETE FROM executions WHERE seq = ({newest})")  # a group's last and example
+    assert_stacks_agree(database_url)
+    oldest = "SELECT seq FROM executions WHERE status = 'failed' ORDER BY started_us, seq LIMIT 1"
+    raw(database_url, f"DELETE FROM executions WHERE seq = ({oldest})")  # a group's first
+    assert_stacks_agree(database_url)
+    # One statement that empties whole groups (PostgreSQL runs its row triggers after it).
+    raw(database_url, "DELETE FROM executions WHERE task_id IN ('job-1', 'retried')")
+    assert_stacks_agree(database_url)
+    raw(database_url, "UPDATE executions SET task_id = 'moved' WHERE task_id = 'job-2'")
+    assert_stacks_agree(database_url)
+    raw(database_url, "DELETE FROM executions")
+    assert raw(database_url, STACKS_SQL) == []
+
+
+def same_answer(a: LastFailed, b: LastFailed) -> None:
+    assert a.model_dump() == b.model_dump()
+
+
+@pytest.mark.parametrize("unique_errors", [False, True])
+@pytest.mark.parametrize("task_id", [None, "job-1", "nobody"])
+async def test_all_time_answers_equal_the_same_call_over_a_window_holding_everything(
+    store: Store, unique_errors: bool, task_id: str | None
+) -> None:
+    await write_every_kind(store, lambda: None)
+    for limit in (1, 3, 50):
+        all_time = await store.last_failed(limit=limit, task_id=task_id, unique_errors=unique_errors)
+        windowed = await store.last_failed(
+            limit=limit, task_id=task_id, unique_errors=unique_errors,
+            since=T0 - timedelta(days=30), until=datetime.now(UTC) + timedelta(days=1),
+        )  # fmt: skip
+        same_answer(all_time, windowed)
+    if task_id != "nobody":
+        assert all_time.total_failures > 0 and all_time.error_patterns
+
+
+async def test_the_migration_backfills_the_counts_of_an_old_database(db_path: Path) -> None:
+    async with await Store.open(str(db_path)) as store:
+        await write_every_kind(store, lambda: None)
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        before = set(conn.execute(STACKS_SQL))
+        for statement in (
+            "DROP TABLE failure_stacks",
+            "DELETE FROM schema_migrations WHERE name = '0007_failure_stacks'",
+            *(f"DROP TRIGGER {name}" for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'tr_failure_stacks%'"
+            ).fetchall()),
+            "DROP INDEX ix_exec_status_stack",
+            "DROP INDEX ix_exec_task_status_stack",
+            MIGRATIONS[2].statements[0],  # ix_exec_task_status, as 0003 made it
+            next(s for s in MIGRATIONS[0].statements if "ix_exec_status " in s),
+        ):  # fmt: skip
+            conn.execute(statement)
+        assert migrate(conn) == ["0007_failure_stacks"]
+        assert set(conn.execute(STACKS_SQL)) == before
+        derived.rebuild(conn)
+        assert set(conn.execute(STACKS_SQL)) == before
+    assert_stacks_agree(str(db_path))
