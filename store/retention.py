@@ -12,7 +12,13 @@ What goes, in three passes of batches, each batch deleted in one transaction:
 2. events older than `retain_events_days`, except those of anything still running;
 3. task rows with nothing left to summarize (no execution, no event), untouched since the cutoff.
 
-A running execution is never touched, nor anything in its trace."""
+A running execution is never touched, nor anything in its trace.
+
+A dry run reads the same batches and deletes nothing, so it must not count twice what the real
+prune would already have removed: an old event of a pruned trace comes back in the events pass,
+and a task row emptied over several batches is never empty in any one of them. `_DryRun` keeps
+what was counted, so a dry run counts exactly what the real prune removes (given no concurrent
+writes: a trace skipped because it changed is only known when deleting)."""
 
 from __future__ import annotations
 
@@ -69,7 +75,7 @@ async def prune(
     batch: int = BATCH,
 ) -> PruneReport:
     report = PruneReport(dry_run)
-    step = _Step(store, report, archive)
+    step = _Step(store, report, archive, _DryRun() if dry_run else None)
     after_trace: str | None = ""
     while after_trace is not None:
         found, after_trace = await store.prune_traces(retention, after=after_trace, limit=batch)
@@ -85,7 +91,9 @@ async def prune(
         (c for c in (retention.success_before, retention.failed_before, retention.events_before) if c),
         default=None,
     )
-    if horizon is not None and not dry_run:
+    if step.dry is not None:
+        report.counts.tasks += await step.dry.emptied_tasks(store)
+    if horizon is not None:
         after_task: str | None = ""
         while after_task is not None:
             found, after_task = await store.prune_orphan_tasks(horizon, after=after_task, limit=batch)
@@ -94,16 +102,56 @@ async def prune(
 
 
 @dataclass
+class _DryRun:
+    """What a dry run has counted so far: each execution and event once, and per task how many of
+    its executions and events would go (its row goes when that is all it has, as in the real
+    prune, where the batch that removes a task's last records removes its row too)."""
+
+    spans: set[str] = field(default_factory=set)
+    events: set[str] = field(default_factory=set)
+    per_task: dict[str, list[int]] = field(default_factory=dict)
+
+    def count(self, batch: PruneBatch) -> PruneCounts:
+        counts = PruneCounts()
+        for execution in batch.executions:
+            if execution.span_id not in self.spans:
+                self.spans.add(execution.span_id)
+                self.per_task.setdefault(execution.task_id, [0, 0])[0] += 1
+                counts.executions += 1
+        for event in batch.events:
+            if event.event_id not in self.events:
+                self.events.add(event.event_id)
+                self.per_task.setdefault(event.task_id, [0, 0])[1] += 1
+                counts.events += 1
+        # Task rows that are already empty (the orphan pass) have nothing counted above.
+        counts.tasks = sum(1 for task in batch.tasks if task.task_id not in self.per_task)
+        return counts
+
+    async def emptied_tasks(self, store: Store) -> int:
+        """Task rows that the counted executions and events would leave with nothing."""
+        emptied = 0
+        for task_id, (runs, events) in sorted(self.per_task.items()):
+            timeline = await store.timeline(task_id, limit=1)
+            if timeline.task is not None and (timeline.executions_total, timeline.events_total) == (
+                runs,
+                events,
+            ):
+                emptied += 1
+        return emptied
+
+
+@dataclass
 class _Step:
     store: Store
     report: PruneReport
     archive: Path | None
+    dry: _DryRun | None = None
 
     async def apply(self, batch: PruneBatch) -> None:
         if batch.empty:
             return
-        if self.report.dry_run:
-            self.report.counts.add(PruneCounts(len(batch.executions), len(batch.events), len(batch.tasks)))
+        if self.dry is not None:
+            self.report.counts.add(self.dry.count(batch))
             return
         if self.archive is not None:
             self.report.archives |= write_archive(

@@ -117,6 +117,31 @@ async def test_a_dry_run_counts_and_removes_nothing(store: Store) -> None:
     assert await everything(store) == before
 
 
+@pytest.mark.parametrize("batch", [1, 500])
+async def test_a_dry_run_counts_exactly_what_the_real_prune_then_removes(store: Store, batch: int) -> None:
+    """Old events of pruned traces come back in the events pass; a task's row empties over several
+    batches (batch=1: one trace each). The dry run must count each record once, like the delete."""
+    await scene(store)
+    weekly = [await record(store, "weekly", "success", days) for days in (300, 250)]
+    for run in weekly:
+        await note(store, run, 240)  # old events of pruned traces: counted by both passes if naive
+    await store.log_event(EventRequest(event_type="myorg.ping", task_id="weekly", ts=ago(230)))
+    retention = retention_of(90, 365, 100, now=NOW)
+    before = await everything(store)
+    dry = await prune(store, retention, dry_run=True, batch=batch)
+    assert await everything(store) == before
+    real = await prune(store, retention, batch=batch)
+    counted = (dry.counts.executions, dry.counts.events, dry.counts.tasks)
+    removed = (real.counts.executions, real.counts.events, real.counts.tasks)
+    assert real.counts.skipped_traces == 0
+    assert counted == removed
+    after = await everything(store)
+    gone = tuple(len(b) - len(a) for b, a in zip(before, after, strict=True))
+    assert removed == gone and removed[0] == 4  # old_ok, ancient_fail and the two weekly runs
+    assert "weekly" not in {t.task_id for t in after[2]}  # emptied over two traces and the events pass
+    assert dry.summary() == real.summary().replace("removed", "would remove")
+
+
 async def test_a_trace_that_changed_after_it_was_read_is_kept_for_the_next_run(store: Store) -> None:
     s = await scene(store)
     batch, _ = await store.prune_traces(RETENTION)
@@ -160,7 +185,8 @@ def test_the_cli_prunes_with_the_retention_flags(
     async def seed() -> None:
         async with await Store.open(str(db)) as store:
             await record(store, "old", "success", 30)  # 30 days before NOW, and so before today too
-            await record(store, "new", "success", -1000)  # far in the future: never past retention
+            just_now = (NOW - datetime.now(UTC)) / timedelta(days=1)  # a negative number of days
+            await record(store, "new", "success", just_now)  # now: within any retention (no future starts)
 
     asyncio.run(seed())
     assert main(["prune", "--db", str(db), "--retain-success-days", "1", "--dry-run"]) == 0
