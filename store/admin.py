@@ -2,23 +2,28 @@
 operators: apply the schema migrations explicitly, and copy a whole history between backends.
 
 `migrate` lets a fleet be upgraded in order (one command, then the servers) instead of by
-whichever server starts first. `copy_history` moves every execution, event and task-state row
-from one database to another (SQLite to PostgreSQL when a team outgrows one host, or back),
-in key order and in batches, without loss; running it again adds nothing, so an interrupted
-or repeated copy is safe, and a copy of a live source catches up on a second run."""
+whichever server starts first; `pending_migrations` is what a server that may not migrate
+checks. `copy_history` moves every execution, event and task-state row (and the record of
+which spans were exported where) from one database to another (SQLite to PostgreSQL when a
+team outgrows one host, or back), in key order and in batches, without loss; running it again
+adds nothing, so an interrupted or repeated copy is safe, and a copy of a live source catches
+up on a second run."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, closing
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from store.backend import Backend, BackendOptions
 from store.engines import engine_of, open_backend
-from store.errors import InvalidInput
+from store.errors import InvalidInput, StoreError, StoreUnavailable
 from store.rules import Policy
-from store.transfer import SPECS, TABLES, Table, TableReport
+from store.sqlite.schema import MIGRATIONS
+from store.transfer import LEDGERS, SPECS, TABLES, Table, TableReport
 
 Progress = Callable[[Table, int], None]
 """Called after each batch with the table and how many of its rows were read so far."""
@@ -29,16 +34,70 @@ BATCH_MAX = 10_000
 async def migrate(database_url: str) -> list[str]:
     """Apply the migrations the database lacks, each in its own transaction; returns their
     names (empty when it was up to date). Safe while other processes use or migrate it."""
-    if engine_of(database_url) == "postgres":
-        return await asyncio.to_thread(_migrate_postgres, database_url)
-    return await asyncio.to_thread(_migrate_sqlite, database_url)
+    with _reaching(database_url):
+        if engine_of(database_url) == "postgres":
+            return await asyncio.to_thread(_migrate_postgres, database_url)
+        return await asyncio.to_thread(_migrate_sqlite, database_url)
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    """The migrations the database lacks, in the order they would be applied, found without
+    applying or creating anything (a missing SQLite file, or a schema without the ledger,
+    lacks them all): what a server that may not migrate checks before it starts."""
+    with _reaching(database_url):
+        if engine_of(database_url) == "postgres":
+            applied = await asyncio.to_thread(_applied_postgres, database_url)
+        else:
+            applied = await asyncio.to_thread(_applied_sqlite, database_url)
+    return [m.name for m in MIGRATIONS if m.name not in applied]
+
+
+@contextmanager
+def _reaching(database_url: str) -> Iterator[None]:
+    """A driver's or the file system's failure as StoreUnavailable, like Store.open's."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:  # sqlite3.Error, psycopg.Error, OSError
+        engine = "PostgreSQL" if engine_of(database_url) == "postgres" else "SQLite"
+        raise StoreUnavailable(f"could not reach the {engine} database ({exc})") from exc
+
+
+def _applied_sqlite(database_url: str) -> set[str]:
+    from store.sqlite.backend import sqlite_path
+
+    path = sqlite_path(database_url)
+    if path == ":memory:" or not Path(path).exists():
+        return set()
+    # Read-only, so checking never creates or changes the file.
+    with closing(sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)) as conn:
+        ledger = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        if conn.execute(ledger).fetchone() is None:
+            return set()
+        return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+
+
+def _applied_postgres(database_url: str) -> set[str]:
+    import psycopg
+
+    from store.postgres.conninfo import connection_kwargs
+
+    with psycopg.connect(database_url, **connection_kwargs(database_url, "task-history-admin")) as conn:
+        ledger = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        if ledger is None or ledger[0] is None:
+            return set()
+        return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
 
 
 def _migrate_sqlite(database_url: str) -> list[str]:
     from store.sqlite.backend import connect_writer, sqlite_path
     from store.sqlite.schema import migrate as migrate_sqlite
 
-    with closing(connect_writer(sqlite_path(database_url), BackendOptions())) as conn:
+    path = sqlite_path(database_url)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # a new database, as SqliteBackend.open makes
+    with closing(connect_writer(path, BackendOptions())) as conn:
         return migrate_sqlite(conn)
 
 
@@ -58,30 +117,36 @@ class CopyReport:
     executions: TableReport = field(default_factory=TableReport)
     events: TableReport = field(default_factory=TableReport)
     tasks: TableReport = field(default_factory=TableReport)
+    span_exports: TableReport = field(default_factory=TableReport)
+
+    def _tables(self) -> list[TableReport]:
+        return [self.executions, self.events, self.tasks, self.span_exports]
 
     @property
     def copied(self) -> int:
-        return self.executions.copied + self.events.copied + self.tasks.copied
+        return sum(table.copied for table in self._tables())
 
     @property
     def conflicts(self) -> list[str]:
-        return self.executions.conflicts + self.events.conflicts + self.tasks.conflicts
+        return [conflict for table in self._tables() for conflict in table.conflicts]
 
 
 async def copy_history(
     from_url: str, to_url: str, *, batch: int = 1000, progress: Progress | None = None
 ) -> CopyReport:
-    """Copy every execution, event and task state from `from_url` into `to_url` (created and
-    migrated when new). Rows the target already has are skipped; an execution copied while it
-    was running takes its outcome on the next copy; a task's state is replaced by a newer one."""
+    """Copy every execution, event, task state and span-export record from `from_url` into
+    `to_url` (created and migrated when new). Rows the target already has are skipped; an
+    execution copied while it was running takes its outcome on the next copy; a task's state is
+    replaced by a newer one."""
     if not 1 <= batch <= BATCH_MAX:
         raise InvalidInput("batch", f"is {batch}; it must be between 1 and {BATCH_MAX}")
     if from_url == to_url:
         raise InvalidInput("to_url", "is the database being copied", hint="Copy into a different database.")
     report = CopyReport()
     async with _opened(from_url) as source, _opened(to_url) as target:
-        # Executions first, then events, then tasks: a task row then describes what was copied.
-        for table in TABLES:
+        # Executions first, then events, then tasks: a task row then describes what was copied;
+        # then which of those spans were already exported where.
+        for table in (*TABLES, *LEDGERS):
             getattr(report, table).merge(await _copy_table(source, target, table, batch, progress))
     return report
 
@@ -102,7 +167,8 @@ async def _copy_table(
 
 @asynccontextmanager
 async def _opened(database_url: str) -> AsyncIterator[Backend]:
-    backend = await open_backend(database_url, Policy(), BackendOptions())
+    with _reaching(database_url):
+        backend = await open_backend(database_url, Policy(), BackendOptions())
     try:
         yield backend
     finally:

@@ -18,8 +18,12 @@ from store.sqlite.derived import index_execution
 from store.sqlite.jobs import Job
 from store.sqlite.rows import EVENT_COLUMNS, EXECUTION_COLUMNS, TASK_COLUMNS, execution_from
 
-Table = Literal["executions", "events", "tasks"]
+Table = Literal["executions", "events", "tasks", "span_exports"]
 TABLES: tuple[Table, ...] = ("executions", "events", "tasks")
+"""The history itself."""
+LEDGERS: tuple[Table, ...] = ("span_exports",)
+"""Bookkeeping about the history, copied after it: which spans `export --otlp` delivered where.
+Without it, an export from the copy would send every span to the same collector again."""
 Row = tuple[Any, ...]
 
 
@@ -35,6 +39,14 @@ SPECS: dict[Table, _Spec] = {
     "executions": _Spec("seq", 0, EXECUTION_COLUMNS, "span_id"),
     "events": _Spec("seq", 0, EVENT_COLUMNS, "event_id"),
     "tasks": _Spec("task_id", "", TASK_COLUMNS, "task_id"),
+    # The key is (destination, span_id); keyset scans walk one column, so they walk this text,
+    # which the length prefix makes unique whatever the destination holds (same SQL in both dialects).
+    "span_exports": _Spec(
+        "length(destination) || ':' || destination || span_id",
+        "",
+        ("destination", "span_id", "exported_us"),
+        "span_id",
+    ),
 }
 
 
@@ -136,7 +148,20 @@ def _copy_task(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
         report.skipped += 1
 
 
-_COPIERS = {"executions": _copy_execution, "events": _copy_event, "tasks": _copy_task}
+def _copy_span_export(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
+    # (destination, span_id) is the only unique key: a collision is this delivery, already recorded.
+    if _insert(tx, "span_exports", row) is None:
+        report.copied += 1
+    else:
+        report.skipped += 1
+
+
+_COPIERS = {
+    "executions": _copy_execution,
+    "events": _copy_event,
+    "tasks": _copy_task,
+    "span_exports": _copy_span_export,
+}
 
 
 class TransferMixin:
