@@ -79,7 +79,14 @@ class Settings(BaseModel):
     database_url: str = Field(
         "./data/task-history.db",
         min_length=1,
-        description="SQLite file path (or sqlite:///path); a postgresql:// URL selects PostgreSQL (later)",
+        description="SQLite file path (or sqlite:///path); a postgresql:// URL selects PostgreSQL",
+    )
+    auto_migrate: bool = Field(
+        True,
+        description=(
+            "apply pending schema migrations when a command opens the database; off, every command but "
+            "`task-history migrate` and `copy` refuses a database that lacks some"
+        ),
     )
     host: str = Field("127.0.0.1", min_length=1, description="address the HTTP server binds")
     port: int = Field(8001, ge=1, le=65535, description="HTTP port")

@@ -6,9 +6,14 @@
                               the read tools as terminal tables (--json for scripts)
     task-history import|export|prune
                               move history in and out of the store (server.cli_history)
+    task-history migrate|copy
+                              apply schema migrations; copy a history between databases (server.cli_admin)
 
 Settings come from `config.load_settings`: defaults < --config file < TASK_HISTORY_* < flags.
-Exit codes: 0 ok, 1 the store could not answer (not found, unavailable), 2 bad settings or arguments.
+With auto_migrate off, every command but migrate and copy first checks that the database lacks no
+migration (server.cli_admin.migration_problem), since opening the store would apply it.
+Exit codes: 0 ok, 1 the store could not answer (not found, unavailable, not migrated), 2 bad settings
+or arguments.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from config import SETTINGS_SPEC, Settings, SettingsError, SettingSpec, is_loopback_host, load_settings
-from server import cli_history
+from server import cli_admin, cli_history
 from server.errors import describe_store_error, describe_validation
 from server.results import ExecutionDocument, ExecutionList, LastFailedResult, ToolResult, TraceResult
 from server.tables import terminal_view
@@ -81,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("list", "trace", "last-failed", "get"):
         _read_flags(commands.choices[name])
     cli_history.add_commands(commands, common)
+    cli_admin.add_commands(commands, common)
     return parser
 
 
@@ -190,16 +196,14 @@ async def _preflight(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> int:
-    problem = open_bind_problem(settings)
-    if problem:
-        return _fail(problem, 2)
     asyncio.run(_preflight(settings))
     import uvicorn
 
     from server.http import build_http_app, host_header
 
     where = host_header(settings.host, settings.port)
-    print(f"{PROG}: serving http://{where}/mcp (database {settings.database_url})", file=sys.stderr)
+    database = cli_admin.shown_url(settings.database_url)
+    print(f"{PROG}: serving http://{where}/mcp (database {database})", file=sys.stderr)
     uvicorn.run(
         build_http_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
     )
@@ -219,8 +223,23 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _start_refusal(settings: Settings, command: str) -> tuple[str, int] | None:
+    """Why `command` must not start, with its exit code: an open bind first (it needs no database),
+    then a database that lacks migrations when auto_migrate is off."""
+    bind_problem = open_bind_problem(settings) if command == "serve" else None
+    if bind_problem:
+        return bind_problem, 2
+    migration_problem = asyncio.run(cli_admin.migration_problem(settings))
+    return (migration_problem, 1) if migration_problem else None
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.command in cli_admin.COMMANDS:
+        return cli_admin.run(settings, args)
+    refusal = _start_refusal(settings, args.command)
+    if refusal:
+        return _fail(*refusal)
     if args.command == "serve":
         return _serve(settings)
     if args.command == "stdio":

@@ -111,7 +111,7 @@ def test_unknown_toml_key_is_an_error_naming_the_key_the_file_and_a_suggestion(t
         load_settings(config_file=path, environ={})
     message = str(caught.value)
     assert message.startswith(f"config file {path}: unknown setting 'prot' (did you mean 'port'?)")
-    assert "known settings: database_url, host, port," in message
+    assert "known settings: database_url, auto_migrate, host, port," in message
 
 
 def test_unknown_override_key_is_an_error() -> None:
@@ -252,3 +252,12 @@ def test_settings_spec_exposes_types_choices_and_bounds() -> None:
 )
 def test_is_loopback_host_accepts_only_loopback_addresses_and_localhost(host, expected) -> None:
     assert is_loopback_host(host) is expected
+
+
+def test_auto_migrate_is_on_by_default_and_a_fleet_turns_it_off_by_environment_or_flag() -> None:
+    assert load_settings(environ={}).auto_migrate is True
+    assert load_settings(environ={"TASK_HISTORY_AUTO_MIGRATE": "false"}).auto_migrate is False
+    assert (
+        load_settings({"auto_migrate": False}, environ={"TASK_HISTORY_AUTO_MIGRATE": "yes"}).auto_migrate
+        is False
+    )
