@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from store.errors import InvalidInput
@@ -116,6 +116,23 @@ def check_outcome_limits(
             check_list(policy, f"io.{name}", getattr(io, name))
 
 
+# ---- clocks ----------------------------------------------------------------------------
+
+MAX_AHEAD = timedelta(days=1)
+"""How far past the server's clock a caller's timestamp may be (clock skew, zones mixed up);
+anything later is refused: one far-future time would make every later event look late."""
+
+
+def check_not_future(field: str, moment: datetime | None, now: datetime) -> None:
+    if moment is not None and moment - now > MAX_AHEAD:
+        raise InvalidInput(
+            field,
+            f"{moment.isoformat()} is more than a day after the server's clock ({now.isoformat()})",
+            hint="Send the real time with its zone (e.g. 2025-11-05T10:00:00Z) or omit it to use the time "
+            "of this call; check the sender's clock and time zone.",
+        )
+
+
 # ---- building records ------------------------------------------------------------------
 
 
@@ -130,6 +147,8 @@ class Lineage:
 def new_execution(req: StartRequest, policy: Policy, lineage: Lineage, now: datetime) -> Execution:
     """A running execution for `req`; raises InvalidInput naming the first bad field."""
     check_start_limits(policy, req)
+    check_not_future("started_at", req.started_at, now)
+    check_not_future("scheduled_at", req.scheduled_at, now)
     started = req.started_at or now
     span_id = require_uuid4("span_id", req.span_id)
     trace_id, attempt = _trace_and_attempt(req, lineage)
@@ -220,6 +239,7 @@ def finished(
 ) -> Execution:
     """`execution` closed with the outcome in `req`."""
     check_outcome_limits(policy, req.error, req.result, req.io)
+    check_not_future("ended_at", req.ended_at, now)
     ended = req.ended_at or now
     if ended < execution.started_at:
         raise InvalidInput(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from store import lifecycle, rules
@@ -45,6 +46,8 @@ class _Applied:
     span_id: str | None = None
     opened: str | None = None
     closed: str | None = None
+    closed_at: datetime | None = None
+    outcome: bool = False  # the event set the task's terminal state (it becomes terminal_event_id)
     anomalies: list[str] = field(default_factory=list)
 
 
@@ -58,6 +61,7 @@ def event_job(req: EventRequest, ctx: WriteContext) -> Job[EventResult]:
 
 
 def _append(conn: Tx, req: EventRequest, ctx: WriteContext) -> EventResult:
+    rules.check_not_future("ts", req.ts, ctx.now)
     ts = req.ts or ctx.now
     task = fetch_task(conn, req.task_id) or new_task(req.task_id, ctx.now)
     if task["current_trace_id"] is None:
@@ -70,10 +74,12 @@ def _append(conn: Tx, req: EventRequest, ctx: WriteContext) -> EventResult:
         applied.anomalies.append(f"arrived out of order: {ts.isoformat()} is before the task's latest event")
     was_running = _running_task_execution(conn, task, None) is not None
     _apply_effect(conn, req, ts, task, applied, ctx, late=late)
-    if not late:
+    if late:
+        _follow_late(req, ts, task, applied)
+    else:
         _advance_state(req, ts, task, applied, was_running=was_running)
     event = _insert_event(conn, req, ts, applied, ctx)
-    _remember(task, req, event, late=late, now_us=to_us(ctx.now))
+    _remember(task, req, event, applied, late=late, now_us=to_us(ctx.now))
     upsert_task(conn, task)
     return EventResult(
         event=event, task=rows.task_from(tuple(task[n] for n in rows.TASK_COLUMNS)),
@@ -213,6 +219,7 @@ def _close(
     done = finish_execution(conn, execution, finish, ctx).execution
     _point_at(applied, done)
     applied.closed = done.span_id
+    applied.closed_at = done.ended_at
 
 
 def _running_worker(conn: Tx, task_id: str, worker_id: str) -> Execution | None:
@@ -262,15 +269,38 @@ def _advance_state(
     if change.state in lifecycle.TERMINAL_STATES and req.event_type.startswith("task_"):
         task["completed_us"] = to_us(ts)
         task["result"] = _result_text(req.data) or task["result"]
+        applied.outcome = lifecycle.effect_of(req.event_type) is Effect.CLOSE_TASK
+
+
+_CONTRADICTS_RUNNING = frozenset({"pending", "assigned", *lifecycle.TERMINAL_STATES})
+
+
+def _follow_late(req: EventRequest, ts: Any, task: dict[str, Any], applied: _Applied) -> None:
+    """An out-of-order event moves the state only as far as it moved the task's executions: a
+    start it opened, an outcome it closed. A pure state event (blocked, assigned, ...) older than
+    the task's latest one would move the state backwards, so it only stays in the timeline."""
+    effect = lifecycle.effect_of(req.event_type)
+    closed_current = applied.closed is not None and applied.closed == task["current_span_id"]
+    if effect is Effect.OPEN_TASK and applied.opened is not None:
+        task["attempts"] += 1
+        task["started_us"] = min(task["started_us"] or to_us(ts), to_us(ts))
+        if applied.closed is None and task["state"] in _CONTRADICTS_RUNNING:
+            task.update(state="in_progress", completed_us=None)  # its execution is running
+    elif effect is Effect.CLOSE_TASK and closed_current:
+        task["state"] = lifecycle.next_state(task["state"], req.event_type, has_running=False).state
+        task["completed_us"] = to_us(applied.closed_at or ts)
+        task["result"] = _result_text(req.data) or task["result"]
+        applied.outcome = True
 
 
 def _remember(
-    task: dict[str, Any], req: EventRequest, event: LifecycleEvent, *, late: bool, now_us: int
-) -> None:
+    task: dict[str, Any], req: EventRequest, event: LifecycleEvent, applied: _Applied, *, late: bool,
+    now_us: int,
+) -> None:  # fmt: skip
     if not late:
         task["last_event_us"] = to_us(event.ts)
-        if req.event_type in ("task_completed", "task_failed", "task_cancelled"):
-            task["terminal_event_id"] = event.event_id
+    if applied.outcome:
+        task["terminal_event_id"] = event.event_id
     note = lifecycle.note_from(event.data)
     if note:
         notes = [*json.loads(task["notes"]), {"us": to_us(event.ts), "note": note}]

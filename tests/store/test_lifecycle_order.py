@@ -1,0 +1,124 @@
+"""Events that arrive out of order, twice, or from the future: the task state keeps following what
+the events did to executions, the first outcome stands, and nothing well-formed is lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from store import InvalidInput, Store
+from store.models import EventRequest, EventResult, FinishRequest, RecordRequest, StartRequest
+from store.timeutil import now_utc
+
+T0 = datetime(2025, 11, 5, 10, 0, tzinfo=UTC)
+
+
+async def log(store: Store, event_type: str, second: int, task_id: str = "t", **data: Any) -> EventResult:
+    return await store.log_event(
+        EventRequest(event_type=event_type, task_id=task_id, data=data, ts=T0 + timedelta(seconds=second))
+    )
+
+
+def error(message: str = "scan timed out") -> dict[str, str]:
+    return {"type": "TimeoutError", "message": message}
+
+
+# ---- late events that open or close an execution move the state -------------------------
+
+
+async def test_a_late_completion_closes_the_execution_and_the_task_follows(store: Store) -> None:
+    started = await log(store, "task_started", 5)
+    done = await log(store, "task_completed", 3)
+    assert done.event.anomaly is not None and "out of order" in done.event.anomaly
+    detail = await store.get(started.opened_span_id or "")
+    assert (detail.execution.status, done.closed_span_id) == ("success", started.opened_span_id)
+    status = await store.task_status("t")
+    assert (status.state, status.current_span_id, status.attempts) == ("completed", started.opened_span_id, 1)
+    assert status.completed_at == detail.execution.ended_at
+
+
+async def test_a_late_failure_fails_the_task_with_its_error(store: Store) -> None:
+    started = await log(store, "task_started", 5)
+    await log(store, "task_failed", 4, error=error())
+    detail = await store.get(started.opened_span_id or "")
+    assert detail.execution.error is not None and detail.execution.error.type == "TimeoutError"
+    assert (await store.task_status("t")).state == "failed"
+
+
+async def test_a_late_start_that_opens_a_running_execution_puts_the_task_in_progress(store: Store) -> None:
+    await log(store, "task_created", 10)
+    started = await log(store, "task_started", 5)
+    assert started.opened_span_id is not None
+    status = await store.task_status("t")
+    assert (status.state, status.attempts, status.current_span_id) == (
+        "in_progress", 1, started.opened_span_id)  # fmt: skip
+    assert status.started_at == T0 + timedelta(seconds=5)
+
+
+async def test_a_late_start_closed_by_its_earlier_arrived_outcome_counts_the_attempt_and_keeps_the_outcome(
+    store: Store,
+) -> None:
+    await log(store, "task_failed", 9, error=error())
+    late_start = await log(store, "task_started", 2)
+    detail = await store.get(late_start.opened_span_id or "")
+    assert detail.execution.status == "failed" and late_start.closed_span_id == late_start.opened_span_id
+    status = await store.task_status("t")
+    assert (status.state, status.attempts) == ("failed", 1)
+
+
+async def test_a_late_pure_state_event_stays_in_the_timeline_without_moving_the_state_back(
+    store: Store,
+) -> None:
+    await log(store, "task_started", 5)
+    blocked = await log(store, "task_blocked", 3, reason="waiting on T1")
+    assert blocked.event.anomaly is not None and "out of order" in blocked.event.anomaly
+    assert blocked.task.state == "in_progress"
+    assert len((await store.timeline("t")).events) == 2
+
+
+# ---- timestamps from the future ------------------------------------------------------------
+
+
+async def test_an_event_more_than_a_day_ahead_of_the_server_clock_is_refused_naming_ts(store: Store) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await store.log_event(
+            EventRequest(event_type="task_created", task_id="t", ts=datetime(2190, 1, 1, tzinfo=UTC))
+        )
+    assert caught.value.field == "ts" and caught.value.hint
+    started = await store.log_event(EventRequest(event_type="task_started", task_id="t", ts=now_utc()))
+    assert started.event.anomaly is None and started.task.state == "in_progress"
+
+
+async def test_an_event_a_few_hours_ahead_is_accepted_as_clock_skew(store: Store) -> None:
+    ahead = await store.log_event(
+        EventRequest(event_type="task_created", task_id="t", ts=now_utc() + timedelta(hours=3))
+    )
+    assert ahead.duplicate is False
+
+
+@pytest.mark.parametrize("field", ["started_at", "scheduled_at"])
+async def test_a_start_time_more_than_a_day_ahead_is_refused_naming_the_field(
+    store: Store, field: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await store.start(StartRequest(task_id="t", **{field: now_utc() + timedelta(days=2)}))
+    assert caught.value.field == field
+    assert (await store.list_executions()).total == 0
+
+
+async def test_an_end_time_more_than_a_day_ahead_is_refused_and_the_execution_stays_running(
+    store: Store,
+) -> None:
+    started = (await store.start(StartRequest(task_id="t"))).execution
+    with pytest.raises(InvalidInput) as caught:
+        await store.finish(
+            FinishRequest(span_id=started.span_id, status="success", ended_at=now_utc() + timedelta(days=2))
+        )
+    assert caught.value.field == "ended_at"
+    assert (await store.get(started.span_id)).execution.status == "running"
+    with pytest.raises(InvalidInput) as recorded:
+        later = now_utc() + timedelta(days=2)
+        await store.record(RecordRequest(task_id="r", started_at=T0, ended_at=later, status="success"))
+    assert recorded.value.field == "ended_at"
