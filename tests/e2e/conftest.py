@@ -135,20 +135,34 @@ class ServerProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-@contextmanager
-def serve_process(database_url: str, log_path: Path, *flags: str) -> Iterator[ServerProcess]:
-    """Start `task-history serve` on a free loopback port and `database_url`; yield it once /healthz
-    answers; stop it (SIGTERM, then wait) afterwards."""
+def launch_server(database_url: str, log_path: Path, *flags: str) -> ServerProcess:
+    """Start `task-history serve` on a free loopback port and `database_url`, and return at once
+    (several can then start at the same moment); `wait_until_healthy` says when it serves."""
     port = free_port()
     command = cli_command(
         "serve", "--port", str(port), "--database-url", database_url, "--log-level", "warning", *flags
     )
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(command, env=cli_env(), stdout=log, stderr=subprocess.STDOUT)
-    process = ServerProcess(popen, f"http://127.0.0.1:{port}", log_path)
+    return ServerProcess(popen, f"http://127.0.0.1:{port}", log_path)
+
+
+def stop_server(process: ServerProcess) -> None:
+    """SIGTERM (uvicorn's graceful shutdown), then wait; kill if it does not end."""
+    process.popen.terminate()
+    try:
+        process.popen.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.popen.kill()
+        process.popen.wait(timeout=20)
+
+
+@contextmanager
+def serve_process(database_url: str, log_path: Path, *flags: str) -> Iterator[ServerProcess]:
+    """One `task-history serve`, yielded once /healthz answers, stopped afterwards."""
+    process = launch_server(database_url, log_path, *flags)
     try:
         wait_until_healthy(process.base_url, process=process)
         yield process
     finally:
-        popen.terminate()
-        popen.wait(timeout=20)
+        stop_server(process)
