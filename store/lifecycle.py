@@ -26,6 +26,7 @@ LIFECYCLE_EVENT_TYPES: tuple[str, ...] = (
 
 _CUSTOM_TYPE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
 TERMINAL_STATES: frozenset[TaskState] = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_EVENTS: frozenset[str] = frozenset({"task_completed", "task_failed", "task_cancelled"})
 MAX_NOTES = 50
 
 
@@ -141,7 +142,14 @@ def next_state(current: TaskState | None, event_type: str, *, has_running: bool)
     anomaly = _surprise(current, event_type, has_running=has_running)
     if event_type == "task_unblocked":
         return StateChange("in_progress" if has_running else "pending", anomaly)
+    if keeps_outcome(current, event_type):
+        return StateChange(current, anomaly)
     return StateChange(_STATE_AFTER.get(event_type, current), anomaly)
+
+
+def keeps_outcome(current: TaskState | None, event_type: str) -> bool:
+    """A second outcome does not replace the first: only a new task_started begins a new run."""
+    return current in TERMINAL_STATES and event_type in TERMINAL_EVENTS
 
 
 def _surprise(current: TaskState, event_type: str, *, has_running: bool) -> str | None:
@@ -149,6 +157,8 @@ def _surprise(current: TaskState, event_type: str, *, has_running: bool) -> str 
         return f"task_unblocked while the task was {current}, not blocked"
     if event_type == "task_started" and has_running:
         return "task_started while an execution of this task is still running"
+    if keeps_outcome(current, event_type):
+        return f"{event_type} after the task was already {current}; the first outcome stands"
     if (
         current in TERMINAL_STATES
         and event_type not in ("task_started", "task_created")

@@ -255,6 +255,7 @@ def _advance_state(
     if lifecycle.is_custom_type(req.event_type):
         return
     still_running = was_running and applied.closed is None
+    kept_outcome = lifecycle.keeps_outcome(task["state"], req.event_type)
     change = lifecycle.next_state(task["state"], req.event_type, has_running=still_running)
     if change.anomaly:
         applied.anomalies.append(change.anomaly)
@@ -266,7 +267,7 @@ def _advance_state(
         task["attempts"] += 1
         task["started_us"] = task["started_us"] or to_us(ts)
         task["completed_us"] = None
-    if change.state in lifecycle.TERMINAL_STATES and req.event_type.startswith("task_"):
+    if change.state in lifecycle.TERMINAL_STATES and req.event_type.startswith("task_") and not kept_outcome:
         task["completed_us"] = to_us(ts)
         task["result"] = _result_text(req.data) or task["result"]
         applied.outcome = lifecycle.effect_of(req.event_type) is Effect.CLOSE_TASK

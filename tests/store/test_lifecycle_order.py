@@ -122,3 +122,34 @@ async def test_an_end_time_more_than_a_day_ahead_is_refused_and_the_execution_st
         later = now_utc() + timedelta(days=2)
         await store.record(RecordRequest(task_id="r", started_at=T0, ended_at=later, status="success"))
     assert recorded.value.field == "ended_at"
+
+
+# ---- the first outcome stands ------------------------------------------------------------
+
+
+async def test_a_second_terminal_event_keeps_the_first_outcome_and_is_flagged(store: Store) -> None:
+    started = await log(store, "task_started", 0)
+    done = await log(store, "task_completed", 1, result="report.json")
+    again = await log(store, "task_failed", 2, error=error())
+    assert again.event.anomaly is not None and "the first outcome stands" in again.event.anomaly
+    assert again.closed_span_id is None
+    status = await store.task_status("t")
+    assert (status.state, status.result, status.completed_at) == ("completed", "report.json", done.event.ts)
+    assert (await store.get(started.opened_span_id or "")).execution.status == "success"
+
+
+async def test_a_late_start_is_closed_with_the_first_outcome_not_a_later_one(store: Store) -> None:
+    await log(store, "task_cancelled", 8, reason="not needed")
+    await log(store, "task_completed", 9)
+    late_start = await log(store, "task_started", 2)
+    assert (await store.get(late_start.opened_span_id or "")).execution.status == "cancelled"
+    assert (await store.task_status("t")).state == "cancelled"
+
+
+async def test_a_new_start_after_an_outcome_begins_a_run_whose_outcome_counts(store: Store) -> None:
+    await log(store, "task_started", 0)
+    await log(store, "task_completed", 1)
+    rerun = await log(store, "task_started", 2)
+    failed = await log(store, "task_failed", 3, error=error())
+    assert failed.closed_span_id == rerun.opened_span_id and failed.event.anomaly is None
+    assert (failed.task.state, failed.task.attempts) == ("failed", 2)
