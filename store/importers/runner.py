@@ -4,7 +4,12 @@
 Writes of a batch are submitted together, in file order: the store's single writer runs them in
 that order inside one transaction (each in its own savepoint), so events apply in sequence and a
 record the store refuses is reported and skipped without disturbing the others. A dry run reads
-and checks everything, asks the store which records it already has, and writes nothing."""
+and checks everything, asks the store which records it already has, and writes nothing.
+
+A replayed lineage event can do more than add itself: `task_started` and `worker_spawned` open
+executions, and a task's first event makes its task row. Both runs count those too (the real one
+from the store's answers, the dry run by following each task's running executions from what the
+store holds), so `would create` and `created` name the same records."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -20,7 +26,7 @@ from store import lifecycle, rules
 from store.errors import StoreError
 from store.importers.items import Item, Problem
 from store.importers.sources import Format, files_of, read_all, total_bytes
-from store.models import EventRequest, Execution, FinishRequest, LifecycleEvent
+from store.models import EventRequest, Execution, ExecutionFilter, FinishRequest, LifecycleEvent
 from store.records import StoredTask
 from store.store import Store
 
@@ -132,9 +138,15 @@ def _problem(report: ImportReport, problem: Problem, on_problem: Callable[[Probl
 class _Writer:
     def __init__(self, store: Store, report: ImportReport) -> None:
         self._store, self._report = store, report
+        self._tasks: set[str] = set()  # task ids of replayed events whose row is known to exist
+        self._opened: dict[int, bool] = {}  # id(item) -> its replayed event opened an execution
 
     async def batch(self, items: list[Item]) -> list[Problem | None]:
         """Write the items in order; one entry per item: the problem that kept it out, or None."""
+        event_tasks = {i.payload.task_id for i in items if isinstance(i.payload, EventRequest)} - self._tasks
+        existing = await self._store.known_ids("task", sorted(event_tasks)) if event_tasks else set()
+        self._tasks |= existing
+        self._opened.clear()
         outcomes = await asyncio.gather(*(self._write(item) for item in items), return_exceptions=True)
         problems: list[Problem | None] = []
         for item, outcome in zip(items, outcomes, strict=True):
@@ -142,18 +154,32 @@ class _Writer:
             problems.append(Problem(item.where, _sentence(outcome)) if refused else None)  # type: ignore[arg-type]
             if isinstance(outcome, BaseException) and not isinstance(outcome, StoreError):
                 raise outcome
+            if isinstance(item.payload, StoredTask) and outcome in ("created", "updated", "duplicate"):
+                self._tasks.add(item.payload.task_id)  # its row exists: a later event does not make it
             if outcome == "created":
                 self._report.created[_NOUNS[item.kind]] += 1
+                if isinstance(item.payload, EventRequest):
+                    self._replayed(item.payload, opened=self._opened.get(id(item), False))
             elif outcome == "updated":
                 self._report.updated += 1
             elif outcome in ("duplicate", "unchanged"):
                 self._report.duplicates += 1
         return problems
 
+    def _replayed(self, event: EventRequest, *, opened: bool) -> None:
+        """What a stored event made besides itself: an execution it opened, its task's first row."""
+        if opened:
+            self._report.created["executions"] += 1
+        if event.task_id not in self._tasks:
+            self._tasks.add(event.task_id)
+            self._report.created["tasks"] += 1
+
     async def _write(self, item: Item) -> str:
         p = item.payload
         if isinstance(p, EventRequest):
-            return "duplicate" if (await self._store.log_event(p)).duplicate else "created"
+            logged = await self._store.log_event(p)
+            self._opened[id(item)] = logged.opened_span_id is not None
+            return "duplicate" if logged.duplicate else "created"
         if isinstance(p, LifecycleEvent):
             return "created" if await self._store.import_event(p) else "duplicate"
         if isinstance(p, StoredTask):
@@ -185,16 +211,93 @@ class _Writer:
         return "duplicate"
 
 
+@dataclass
+class _TaskReplay:
+    """What a dry run knows of one task while it follows the replayed events: whether its row
+    exists, whether a top-level execution and which workers' executions are running."""
+
+    exists: bool = False
+    running: bool = False
+    workers: set[str] = field(default_factory=set)
+    finished: bool = False  # its state is terminal (a late task_started is then closed at once)
+    last: datetime | None = None  # the ts of its latest event (an older one arrives "late")
+
+
 class _DryRun:
     def __init__(
         self, store: Store | None, report: ImportReport, on_item: Callable[[str], None] | None
     ) -> None:
         self._store, self._report, self._on_item = store, report, on_item
         self._seen: set[tuple[str, str]] = set()
+        self._tasks: dict[str, _TaskReplay] = {}
 
     async def batch(self, items: list[Item]) -> list[Problem | None]:
         known = await self._known(items)
+        for task_id in sorted({i.payload.task_id for i in items if isinstance(i.payload, EventRequest)}):
+            if task_id not in self._tasks:
+                self._tasks[task_id] = await self._task_now(task_id)
         return [self._consider(item, known) for item in items]
+
+    async def _task_now(self, task_id: str) -> _TaskReplay:
+        """The task as the store holds it before the import."""
+        if self._store is None:
+            return _TaskReplay()
+        timeline = await self._store.timeline(task_id, limit=1)  # the row and the latest event
+        status = timeline.task
+        if status is None:
+            return _TaskReplay()
+        replay = _TaskReplay(exists=True, finished=status.state in lifecycle.TERMINAL_STATES)
+        replay.last = timeline.events[-1].ts if timeline.events else None
+        cursor: str | None = None
+        while True:
+            page = await self._store.list_executions(
+                ExecutionFilter(task_id=task_id, status="running"), limit=100, cursor=cursor
+            )
+            for e in page.executions:
+                if e.worker_id is not None:
+                    replay.workers.add(e.worker_id)
+                elif e.span_id == status.current_span_id and e.parent_span_id is None:
+                    replay.running = True
+            if page.next_cursor is None:
+                return replay
+            cursor = page.next_cursor
+
+    def _replay(self, item: Item, event: EventRequest) -> None:
+        """Count (and list) the task row and the execution this event would make."""
+        task = self._tasks.setdefault(event.task_id, _TaskReplay())
+        if not task.exists:
+            task.exists = True
+            self._seen.add(("task", event.task_id))
+            self._report.created["tasks"] += 1
+            self._list(f"task {event.task_id} (its first event)", item)
+        late = task.last is not None and event.ts is not None and event.ts < task.last
+        if not late and event.ts is not None:
+            task.last = event.ts
+        effect = lifecycle.effect_of(event.event_type)
+        worker = str(event.data.get("worker_id", ""))
+        if effect is lifecycle.Effect.OPEN_TASK and not task.running:
+            task.running = not (late and task.finished)
+            self._opened(item, f"execution of {event.task_id} (opened by {event.event_type})")
+        elif effect is lifecycle.Effect.OPEN_WORKER and worker not in task.workers:
+            task.workers.add(worker)
+            self._opened(item, f"execution of {event.task_id} worker {worker} (opened by {event.event_type})")
+        elif effect is lifecycle.Effect.CLOSE_WORKER:
+            task.workers.discard(worker)
+        elif effect is lifecycle.Effect.CLOSE_TASK:
+            task.running = False
+        if not late and not lifecycle.is_custom_type(event.event_type):
+            if effect is lifecycle.Effect.OPEN_TASK:
+                task.finished = False
+            elif effect is lifecycle.Effect.CLOSE_TASK:
+                task.finished = True
+
+    def _opened(self, item: Item, label: str) -> None:
+        self._report.created["executions"] += 1
+        self._list(label, item)
+
+    def _list(self, label: str, item: Item) -> None:
+        if self._on_item is not None:
+            self._on_item(f"would create {label}  ({item.where})")
 
     def _consider(self, item: Item, known: set[tuple[str, str]]) -> Problem | None:
         trouble = _check(item)
@@ -206,8 +309,11 @@ class _DryRun:
             return None
         self._seen.add(identity)
         self._report.created[_NOUNS[item.kind]] += 1
-        if self._on_item is not None:
-            self._on_item(f"would create {item.label}  ({item.where})")
+        self._list(item.label, item)
+        if isinstance(item.payload, EventRequest):
+            self._replay(item, item.payload)
+        elif isinstance(item.payload, StoredTask):
+            self._tasks.setdefault(item.payload.task_id, _TaskReplay()).exists = True
         return None
 
     async def _known(self, items: list[Item]) -> set[tuple[str, str]]:

@@ -94,10 +94,68 @@ async def test_a_dry_run_lists_what_would_be_created_and_writes_nothing(store: S
     listed: list[str] = []
     report = await import_paths(store, [folder], dry_run=True, on_item=listed.append)
     assert (report.created["events"], report.duplicates) == (6, 2)
-    assert len(listed) == 6 and listed[0].startswith(
+    assert (report.created["executions"], report.created["tasks"]) == (2, 1)  # master + worker, the row
+    assert len(listed) == 9 and listed[0].startswith(
         "would create event task_created of task-security-scan-001"
     )
+    assert listed[1].startswith(f"would create task {TASK} (its first event)")
+    opened = [line.split("  (")[0] for line in listed if "(opened by" in line]
+    assert opened == [
+        f"would create execution of {TASK} (opened by task_started)",
+        f"would create execution of {TASK} worker worker-scan-001 (opened by worker_spawned)",
+    ]
     assert (await store.list_executions()).total == 0 and not await store.known_ids("task", [TASK])
+
+
+def _more_lines() -> list[dict[str, object]]:
+    """A second task whose worker is spawned and then started (one execution), that fails and is
+    started again (a second execution), and a custom event that opens nothing."""
+    other = "task-docs-002"
+    lines = [
+        lineage("task_created", "2025-11-29T08:00:00Z", "u", 20),
+        lineage("task_started", "2025-11-29T08:00:01Z", "docs-master", 21),
+        lineage("worker_spawned", "2025-11-29T08:00:02Z", "docs-master", 22, worker_id="w-1"),
+        lineage("worker_started", "2025-11-29T08:00:03Z", "w-1", 23, worker_id="w-1"),
+        lineage("myorg.checkpoint", "2025-11-29T08:00:04Z", "w-1", 24),
+        lineage("worker_completed", "2025-11-29T08:00:05Z", "w-1", 25, worker_id="w-1"),
+        lineage("task_failed", "2025-11-29T08:00:06Z", "docs-master", 26, reason="lint failed"),
+        lineage("task_started", "2025-11-29T08:10:00Z", "docs-master", 27),
+        lineage("task_completed", "2025-11-29T08:20:00Z", "docs-master", 28),
+    ]
+    return [{**line, "task_id": other} for line in lines]
+
+
+async def _made(store: Store) -> tuple[int, int, int]:
+    runs = (await store.scan_executions(limit=1000)).items
+    events = (await store.scan_events(limit=1000)).items
+    tasks = (await store.scan_tasks(limit=1000)).items
+    return len(events), len(runs), len(tasks)
+
+
+@pytest.mark.parametrize("first", ["nothing", "day one"])
+async def test_the_dry_run_counts_the_executions_and_task_rows_the_events_open_like_the_import(
+    store: Store, tmp_path: Path, first: str
+) -> None:
+    folder = write_lineage_folder(tmp_path / "lineage")
+    write_jsonl(folder / "lineage-2025-11-29.jsonl", _more_lines())
+    if first == "day one":  # the store already holds a running master and worker of TASK
+        await import_paths(store, [folder / "lineage-2025-11-27.jsonl"])
+    before = await _made(store)
+    dry = await import_paths(store, [folder], dry_run=True)
+    assert await _made(store) == before
+    real = await import_paths(store, [folder])
+    after = await _made(store)
+    made = {"events": after[0] - before[0], "executions": after[1] - before[1], "tasks": after[2] - before[2]}
+    assert dict(dry.created) == dict(real.created) == made
+    expected = {"events": 15, "executions": 5, "tasks": 2} if first == "nothing" else {
+        "events": 11, "executions": 3, "tasks": 1,
+    }  # fmt: skip
+    assert made == expected
+    assert real.summary().startswith(
+        f"4 files: created {sum(made.values())} ({made['events']} events, {made['executions']} executions, "
+        f"{made['tasks']} tasks), updated 0"
+    )
+    assert dry.summary().startswith(f"4 files: would create {sum(made.values())} (")
 
 
 async def test_a_dry_run_after_the_import_says_everything_is_already_there(
