@@ -106,7 +106,9 @@ class Settings(BaseModel):
     scrub_pii: bool = Field(
         True, description="replace emails, IPs, UUIDs and secrets in free text at write time"
     )
-    max_request_bytes: int = Field(1_048_576, ge=1024, description="largest HTTP request body accepted")
+    max_request_bytes: int = Field(
+        16_777_216, ge=1024, description="largest HTTP request body accepted (a larger one gets 413)"
+    )
     max_text_chars: int = Field(
         65_536,
         ge=256,

@@ -23,6 +23,7 @@ from server.errors import check_arguments, to_tool_error, unknown_tool
 from server.listing import compact_tool
 from server.prompts import check_prompt_call, register_prompts
 from server.resources import register_resources
+from server.stdio import serve_stdio
 from server.tools import WRITE_TOOLS, register, tools_for
 from store.backend import BackendOptions
 from store.rules import Policy
@@ -122,6 +123,10 @@ class TaskHistoryServer(MCPServer[Runtime]):
         """prompts/get, with the call checked first so a mistake is INVALID_PARAMS saying how to fix it."""
         check_prompt_call(name, arguments)
         return await super().get_prompt(name, arguments, context)
+
+    async def run_stdio_async(self) -> None:
+        """stdio with stdin read as bytes, so broken text is refused by field name (server.stdio)."""
+        await serve_stdio(self)
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from typing import Any
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
+from server.wire_text import BROKEN
 from store.errors import Conflict, InvalidInput, NotFound, StoreError, StoreUnavailable
 
 _SHOWN_CHARS = 60
@@ -114,8 +115,9 @@ def check_arguments(tool: str, arguments: Mapping[str, Any], accepted: Iterable[
     where = find_invalid_text(arguments)
     if where is not None:
         raise ToolError(
-            f"{tool}: {where} is not valid Unicode text (it contains a lone surrogate such as \\ud800); "
-            "nothing was written. Send the text as valid UTF-8, replacing or dropping the broken character."
+            f"{tool}: {where} is not valid Unicode text (it contains bytes that are not UTF-8, or a lone "
+            "surrogate such as \\ud800); nothing was written. Send the text as valid UTF-8, replacing or "
+            "dropping the broken character."
         )
 
 
@@ -143,6 +145,9 @@ def _first_invalid(entries: Iterable[tuple[str, object, Any]]) -> str | None:
 
 
 def _encodable(text: str) -> bool:
+    """False for text the database cannot hold: lone surrogates, and the wire's mark for broken bytes."""
+    if BROKEN in text:
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -8,7 +8,10 @@ Guards, outermost first:
   clients into an OAuth discovery that cannot succeed;
 * Host / Origin (DNS rebinding) checks on every bind, not only on loopback where the SDK turns them on by
   itself: bad Host -> 421, foreign Origin -> 403;
-* request body limit (`settings.max_request_bytes`) -> 413.
+* request body: over `settings.max_request_bytes` -> 413 with a JSON-RPC error naming the setting;
+  otherwise broken text in it (bytes that are not UTF-8, lone-surrogate escapes) is marked by
+  server.wire_text, so the tool answers with an error naming the field instead of the whole body
+  being a parse error.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from config import Settings
 from server.app import TaskHistoryServer, build_server
+from server.wire_text import mark_broken_text
 from store.errors import StoreError
 
 MCP_PATH = "/mcp"
@@ -89,6 +93,69 @@ def _unauthorized(problem: str) -> Response:
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
 
 
+class RequestBodyMiddleware:
+    """Read a POST body under the size limit and mark broken text in it before the MCP app parses it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await self._read(receive)
+        if body is None:
+            await _too_large(self.max_bytes)(scope, receive, send)
+            return
+        body = mark_broken_text(body)
+        await self.app(_with_length(scope, len(body)), _replay(body, receive), send)
+
+    async def _read(self, receive: Receive) -> bytes | None:
+        """The whole body, or None as soon as it passes the limit (the rest is never buffered)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _too_large(limit: int) -> Response:
+    message = (
+        f"the request body is over max_request_bytes ({limit:,} bytes); nothing was read or written. "
+        "Send a smaller request, or raise max_request_bytes (TASK_HISTORY_MAX_REQUEST_BYTES) on the server."
+    )
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+    return JSONResponse(body, status_code=413)
+
+
+def _with_length(scope: Scope, length: int) -> Scope:
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+    return {**scope, "headers": [*headers, (b"content-length", str(length).encode())]}
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands over `body` once, then waits on the real one (for the disconnect)."""
+    sent = False
+
+    async def replayed() -> dict[str, object]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return dict(await receive())
+
+    return replayed  # type: ignore[return-value]
+
+
 def health_endpoint(server: TaskHistoryServer) -> Callable[[Request], Awaitable[Response]]:
     """GET /healthz: 200 {status, database} when a query answers, 503 otherwise. Never authenticated."""
 
@@ -112,7 +179,9 @@ def build_http_app(settings: Settings, server: TaskHistoryServer | None = None) 
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=transport_security(settings),
-        max_request_body_size=settings.max_request_bytes,
+        # Enforced (with a better answer) by RequestBodyMiddleware; marking can grow a body up to 3x.
+        max_request_body_size=3 * settings.max_request_bytes + 1,
         host=settings.host,
     )
+    app = RequestBodyMiddleware(app, settings.max_request_bytes)
     return BearerTokenMiddleware(app, settings.token) if settings.token else app
