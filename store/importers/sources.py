@@ -91,8 +91,8 @@ def _lines(
         if not line.strip():
             continue
         where = f"{file}:{number}"
-        try:
-            obj = json.loads(line.decode("utf-8"))
+        try:  # without its line ending, or an error at the end of the line is "line 2, column 1"
+            obj = json.loads(line.rstrip(b"\r\n").decode("utf-8"))
         except UnicodeDecodeError as exc:
             yield Problem(where, f"is not UTF-8 text ({exc.reason} at byte {exc.start})"), position
             continue

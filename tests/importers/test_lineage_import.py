@@ -78,6 +78,22 @@ async def test_a_malformed_line_is_reported_with_its_place_and_the_rest_goes_in(
     ]
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+async def test_a_malformed_line_names_the_column_where_the_json_breaks(
+    store: Store, tmp_path: Path, ending: str
+) -> None:
+    cut = '{"event_type": "task_created", "task_id": "t-1", "timestamp": "2025-11-27T12:00:00Z",'
+    wrong = '{"event_type": "task_created", "task_id": "t-2", "timestamp" "2025-11-27T12:00:00Z"}'
+    path = tmp_path / "task-lineage.jsonl"
+    path.write_bytes((ending.join([json.dumps(DAY_ONE[0]), cut, wrong]) + ending).encode())
+    report = await import_paths(store, [path])
+    assert [(p.where, p.message) for p in report.problems] == [  # the cut line: at its end, column 86
+        (f"{path}:2", "not valid JSON: Expecting property name enclosed in double quotes (column 86)"),
+        (f"{path}:3", "not valid JSON: Expecting ':' delimiter (column 62)"),
+    ]
+    assert report.created["events"] == 1
+
+
 async def test_a_line_without_a_timestamp_or_with_a_bad_one_is_skipped(store: Store, tmp_path: Path) -> None:
     no_time = {k: v for k, v in DAY_ONE[0].items() if k != "timestamp"}
     bad_time = {**DAY_ONE[1], "timestamp": "yesterday"}
