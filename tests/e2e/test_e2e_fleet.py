@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,10 +43,10 @@ T0 = datetime(2025, 11, 4, tzinfo=UTC)
 TIMEOUT_S = 180
 
 
-@pytest.fixture
-def fleet(postgres_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    """Two servers launched together on a fresh, empty schema (each migrates it at start)."""
-    servers = [launch_server(postgres_url, tmp_path / f"server-{n}.log") for n in range(2)]
+@contextmanager
+def two_servers(database_url: str, logs: Path) -> Iterator[list[ServerProcess]]:
+    """Two servers launched at the same moment (each migrates the schema at start if it must)."""
+    servers = [launch_server(database_url, logs / f"server-{n}.log") for n in range(2)]
     try:
         for server in servers:
             wait_until_healthy(server.base_url, process=server)
@@ -53,6 +54,22 @@ def fleet(postgres_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     finally:
         for server in servers:
             stop_server(server)
+
+
+@pytest.fixture
+def fleet(postgres_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Two servers on a fresh, empty schema of this test's own, so every row in it is this test's."""
+    with two_servers(postgres_url, tmp_path) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def shared_fleet(
+    module_postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ServerProcess]]:
+    """Two servers started together on an empty schema, shared by the tests that only look."""
+    with two_servers(module_postgres_url, tmp_path_factory.mktemp("fleet")) as servers:
+        yield servers
 
 
 def rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -113,7 +130,7 @@ async def extend_the_chain(client: Client, trace_id: str, acks: Acks) -> None:
     """Retry the chain's latest attempt; when another client (on either server) got there first, the
     store refuses with a conflict naming that retry, and this client tries the new latest one."""
     while True:
-        trace = await ok(client, "tasks_by_trace", trace_id=trace_id)
+        trace = await ok(client, "tasks_by_trace", trace_id=trace_id, detail="summary")
         latest = max(trace["executions"], key=lambda e: e["attempt"])
         result = await client.call_tool("tasks_start", {"task_id": "chain", "retry_of": latest["span_id"]})
         if result.is_error:
@@ -149,12 +166,12 @@ async def first_attempt(url: str) -> dict[str, Any]:
 
 
 async def test_two_servers_started_at_once_on_an_empty_schema_migrate_it_once_and_both_serve(
-    fleet: list[ServerProcess], postgres_url: str
+    shared_fleet: list[ServerProcess], module_postgres_url: str
 ) -> None:
-    applied = [name for (name,) in rows(postgres_url, "SELECT name FROM schema_migrations ORDER BY name")]
-    assert applied == [m.name for m in MIGRATIONS]
+    ledger = "SELECT name FROM schema_migrations ORDER BY name"
+    assert [name for (name,) in rows(module_postgres_url, ledger)] == [m.name for m in MIGRATIONS]
     async with httpx2.AsyncClient(timeout=10) as http:
-        for server in fleet:
+        for server in shared_fleet:
             assert (await http.get(f"{server.base_url}/healthz")).json()["database"] == "ok"
 
 
@@ -235,7 +252,9 @@ def check_chain(url: str, first: dict[str, Any], acks: Acks) -> None:
     assert sorted(span for span, _, _, _ in chain[1:]) == sorted(acks.retries)
 
 
-async def test_a_handshake_era_session_lives_in_the_server_that_opened_it(fleet: list[ServerProcess]) -> None:
+async def test_a_handshake_era_session_lives_in_the_server_that_opened_it(
+    shared_fleet: list[ServerProcess],
+) -> None:
     """What the README's scaling-out section tells users of 2025-11-25 clients: the session id is
     only known to the process that issued it (another replica answers 404, "Session not found"), so
     a load balancer in front of several servers must keep such a client on one of them."""
@@ -247,15 +266,52 @@ async def test_a_handshake_era_session_lives_in_the_server_that_opened_it(fleet:
     initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
     headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
     async with httpx2.AsyncClient(timeout=10) as http:
-        opened = await http.post(fleet[0].mcp_url, json=initialize, headers=headers)
+        opened = await http.post(shared_fleet[0].mcp_url, json=initialize, headers=headers)
         session = {
             **headers,
             "mcp-session-id": opened.headers["mcp-session-id"],
             "mcp-protocol-version": "2025-11-25",
         }
         listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
-        elsewhere = await http.post(fleet[1].mcp_url, json=listing, headers=session)
-        at_home = await http.post(fleet[0].mcp_url, json=listing, headers=session)
+        elsewhere = await http.post(shared_fleet[1].mcp_url, json=listing, headers=session)
+        at_home = await http.post(shared_fleet[0].mcp_url, json=listing, headers=session)
     assert opened.status_code == 200
     assert elsewhere.status_code == 404 and "Session not found" in elsewhere.text
     assert at_home.status_code == 200 and "tasks_list" in at_home.text
+
+
+def modern_call(tool: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A self-contained 2026-07-28 tools/call: body and headers, no session, no handshake."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments, "_meta": meta},
+    }
+    headers = {
+        "content-type": "application/json", "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": tool,
+    }  # fmt: skip
+    return body, headers
+
+
+async def test_a_2026_07_28_client_can_start_on_one_server_and_finish_on_the_other(
+    shared_fleet: list[ServerProcess],
+) -> None:
+    """The stateless era needs no affinity: each request carries all it needs, so a load balancer
+    may send every request of one client to a different replica."""
+    async with httpx2.AsyncClient(timeout=10) as http:
+        body, headers = modern_call("tasks_start", {"task_id": "roaming"})
+        started = (await http.post(shared_fleet[0].mcp_url, json=body, headers=headers)).json()["result"]
+        span_id = started["structuredContent"]["span_id"]
+        body, headers = modern_call("tasks_finish", {"span_id": span_id, "status": "success"})
+        finished = (await http.post(shared_fleet[1].mcp_url, json=body, headers=headers)).json()["result"]
+        body, headers = modern_call("tasks_list", {"task_id": "roaming"})
+        listed = (await http.post(shared_fleet[0].mcp_url, json=body, headers=headers)).json()["result"]
+    assert not finished["isError"] and finished["structuredContent"]["status"] == "success"
+    page = listed["structuredContent"]
+    assert page["total"] == 1 and page["executions"][0]["status"] == "success"
