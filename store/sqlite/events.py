@@ -101,7 +101,7 @@ def _apply_effect(
     elif effect is Effect.CLOSE_TASK:
         _close(conn, req, ts, running, applied, ctx, what="task")
     elif effect in (Effect.OPEN_WORKER, Effect.CLOSE_WORKER, Effect.TOUCH_WORKER):
-        _worker_effect(conn, req, ts, effect, running, applied, ctx)
+        _worker_effect(conn, req, ts, effect, running, applied, ctx, late=late)
     elif running is not None:
         _point_at(applied, running)
 
@@ -162,12 +162,18 @@ def _close_from_terminal_event(
 
 def _worker_effect(
     conn: Tx, req: EventRequest, ts: Any, effect: Effect, parent: Execution | None,
-    applied: _Applied, ctx: WriteContext,
+    applied: _Applied, ctx: WriteContext, *, late: bool,
 ) -> None:  # fmt: skip
     worker_id = str(req.data["worker_id"])
     current = _running_worker(conn, req.task_id, worker_id)
     if effect is Effect.OPEN_WORKER and current is None:
-        _open_worker(conn, req, ts, worker_id, parent, applied, ctx)
+        ended = _worker_run_ending_after(conn, req.task_id, worker_id, ts) if late else None
+        if ended is not None:
+            _point_at(applied, ended)  # a late spawn/start of a run that already ended: open nothing
+            return
+        opened = _open_worker(conn, req, ts, worker_id, parent, applied, ctx)
+        if late:
+            _close_from_worker_outcome(conn, req.task_id, worker_id, opened, applied, ctx)
     elif effect is Effect.CLOSE_WORKER:
         _close(conn, req, ts, current, applied, ctx, what=f"worker {worker_id}")
     elif current is not None:
@@ -179,7 +185,7 @@ def _worker_effect(
 def _open_worker(
     conn: Tx, req: EventRequest, ts: Any, worker_id: str, parent: Execution | None,
     applied: _Applied, ctx: WriteContext,
-) -> None:  # fmt: skip
+) -> Execution:  # fmt: skip
     if parent is None:
         applied.anomalies.append(f"worker {worker_id} started while no execution of the task was running")
     start = StartRequest(
@@ -193,6 +199,37 @@ def _open_worker(
     ).execution
     _point_at(applied, stored)
     applied.opened = stored.span_id
+    return stored
+
+
+def _worker_run_ending_after(conn: Tx, task_id: str, worker_id: str, ts: Any) -> Execution | None:
+    """The worker's finished run that this (late) open event belongs to: one that ended after it."""
+    row = conn.execute(
+        f"SELECT {EXECUTION_SELECT} FROM executions "
+        "WHERE task_id = ? AND worker_id = ? AND status <> 'running' AND ended_us >= ? "
+        "ORDER BY started_us, seq LIMIT 1",
+        (task_id, worker_id, to_us(ts)),
+    ).fetchone()
+    return rows.execution_from(row) if row else None
+
+
+def _close_from_worker_outcome(
+    conn: Tx, task_id: str, worker_id: str, opened: Execution, applied: _Applied, ctx: WriteContext
+) -> None:
+    """A worker_started that arrives after its outcome: close the execution with that outcome.
+    An outcome at or after this start closed nothing when it arrived (a run it closed would have
+    ended after this start, and _worker_run_ending_after would have found it)."""
+    found = conn.execute(
+        f"SELECT {EVENT_SELECT} FROM events WHERE task_id = ? AND ts_us >= ? "
+        "AND event_type IN ('worker_completed', 'worker_failed') ORDER BY ts_us, seq",
+        (task_id, to_us(opened.started_at)),
+    ).fetchall()
+    for row in found:
+        outcome = rows.event_from(row)
+        if str(outcome.data.get("worker_id")) == worker_id:
+            _close(conn, _as_request(outcome), outcome.ts, opened, applied, ctx, what=f"worker {worker_id}")
+            applied.anomalies.append(f"closed with the outcome of the earlier-arrived {outcome.event_type}")
+            return
 
 
 def _close(

@@ -153,3 +153,58 @@ async def test_a_new_start_after_an_outcome_begins_a_run_whose_outcome_counts(st
     failed = await log(store, "task_failed", 3, error=error())
     assert failed.closed_span_id == rerun.opened_span_id and failed.event.anomaly is None
     assert (failed.task.state, failed.task.attempts) == ("failed", 2)
+
+
+# ---- workers: an outcome before its start ------------------------------------------------
+
+
+async def test_a_worker_start_that_arrives_after_its_failure_is_closed_with_that_failure(
+    store: Store,
+) -> None:
+    task = await log(store, "task_started", 0)
+    failed = await log(store, "worker_failed", 9, worker_id="w1", error=error("worker crashed"))
+    assert failed.event.anomaly is not None and "no running execution" in failed.event.anomaly
+    late_start = await log(store, "worker_started", 2, worker_id="w1")
+    anomaly = late_start.event.anomaly or ""
+    assert "out of order" in anomaly and "earlier-arrived worker_failed" in anomaly
+    assert late_start.closed_span_id == late_start.opened_span_id is not None
+    view = await store.trace(task.event.trace_id or "")
+    workers = [e for e in view.executions if e.worker_id == "w1"]
+    assert [(e.status, e.duration_ms, e.parent_span_id) for e in workers] == [
+        ("failed", 7_000, task.opened_span_id)
+    ]
+    assert workers[0].error is not None and workers[0].error.message == "worker crashed"
+    assert (await store.get(task.opened_span_id or "")).execution.status == "running"
+
+
+async def test_a_worker_start_after_its_success_is_closed_with_the_result(store: Store) -> None:
+    task = await log(store, "task_started", 0)
+    await log(store, "worker_completed", 9, worker_id="w1", result="3 findings")
+    await log(store, "worker_completed", 9, worker_id="w2", result="other worker")
+    late_start = await log(store, "worker_started", 2, worker_id="w1")
+    detail = await store.get(late_start.opened_span_id or "")
+    assert (detail.execution.status, detail.execution.result) == ("success", "3 findings")
+    view = await store.trace(task.event.trace_id or "")
+    assert [e.worker_id for e in view.executions if e.worker_id] == ["w1"]
+
+
+async def test_a_late_spawn_or_start_of_a_worker_run_that_already_ended_opens_nothing(store: Store) -> None:
+    task = await log(store, "task_started", 0)
+    await log(store, "worker_started", 2, worker_id="w1")
+    await log(store, "worker_completed", 5, worker_id="w1")
+    late_spawn = await log(store, "worker_spawned", 1, worker_id="w1")
+    assert late_spawn.opened_span_id is None and late_spawn.event.span_id is not None
+    await log(store, "worker_failed", 9, worker_id="w2", error=error())
+    await log(store, "worker_started", 3, worker_id="w2")
+    await log(store, "worker_spawned", 1, worker_id="w2")
+    view = await store.trace(task.event.trace_id or "")
+    workers = [(e.worker_id, e.status) for e in view.executions if e.worker_id]
+    assert sorted(workers) == [("w1", "success"), ("w2", "failed")]
+
+
+async def test_a_worker_started_again_after_its_run_ended_opens_a_new_run(store: Store) -> None:
+    await log(store, "task_started", 0)
+    await log(store, "worker_started", 1, worker_id="w1")
+    await log(store, "worker_failed", 2, worker_id="w1", error=error())
+    again = await log(store, "worker_started", 3, worker_id="w1")
+    assert again.opened_span_id is not None and again.closed_span_id is None
