@@ -315,3 +315,26 @@ async def test_a_2026_07_28_client_can_start_on_one_server_and_finish_on_the_oth
     assert not finished["isError"] and finished["structuredContent"]["status"] == "success"
     page = listed["structuredContent"]
     assert page["total"] == 1 and page["executions"][0]["status"] == "success"
+
+
+async def test_a_cursor_from_one_server_pages_on_the_other(shared_fleet: list[ServerProcess]) -> None:
+    """Cursors carry their position (started_at, seq) and nothing of the process that made them."""
+    async with httpx2.AsyncClient(timeout=10) as http:
+
+        async def call(server: ServerProcess, tool: str, **arguments: Any) -> dict[str, Any]:
+            body, headers = modern_call(tool, arguments)
+            result = (await http.post(server.mcp_url, json=body, headers=headers)).json()["result"]
+            assert not result["isError"], result
+            return dict(result["structuredContent"])
+
+        for n in range(3):
+            started_at = (T0 + timedelta(minutes=n)).isoformat()
+            await call(
+                shared_fleet[n % 2], "tasks_record", task_id="paged", status="success", started_at=started_at
+            )
+        first = await call(shared_fleet[0], "tasks_list", task_id="paged", limit=2)
+        rest = await call(
+            shared_fleet[1], "tasks_list", task_id="paged", limit=2, cursor=first["next_cursor"]
+        )
+    pages = [e["started_at"] for e in first["executions"] + rest["executions"]]
+    assert len(pages) == 3 and pages == sorted(pages, reverse=True) and rest["next_cursor"] is None
