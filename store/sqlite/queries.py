@@ -162,8 +162,9 @@ def _scope(task_id: str | None) -> list[Any]:
 
 def last_failed_unique(task_id: str | None, since_us: int | None, until_us: int | None, limit: int) -> Query:
     """The most recent failure of each stack_hash. Over all time each group's latest is kept in
-    failure_stacks; in a window it is ranked from ix_exec_failed(_task) alone and only the page's
-    rows are read in full."""
+    failure_stacks; in a window each group's last started_us comes from the index alone
+    (ix_exec_status_stack), then one seek finds that failure, and only the page's rows are read
+    in full."""
     order = "ORDER BY started_us DESC, seq DESC"
     if since_us is None and until_us is None:
         sql = (
@@ -172,12 +173,16 @@ def last_failed_unique(task_id: str | None, since_us: int | None, until_us: int 
         )
         return sql, [*_scope(task_id), limit + 1]
     where, params = _failure_window(task_id, since_us, until_us)
+    same_stack = "(stack_hash = g.stack_hash OR (stack_hash IS NULL AND g.stack_hash IS NULL))"
     sql = (
-        f"SELECT {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT seq FROM (SELECT seq, started_us, "
-        f"ROW_NUMBER() OVER (PARTITION BY stack_hash {order}) AS rn FROM executions WHERE {where}) AS ranked "
-        f"WHERE rn = 1 {order} LIMIT ?) {order}"
+        "WITH g AS (SELECT stack_hash, MAX(started_us) AS last_us FROM executions "
+        f"WHERE {where} GROUP BY stack_hash), "
+        f"latest AS (SELECT (SELECT seq FROM executions WHERE {same_stack} AND started_us = g.last_us "
+        f"AND {where} ORDER BY seq DESC LIMIT 1) AS seq, last_us FROM g) "
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT seq FROM latest "
+        f"ORDER BY last_us DESC, seq DESC LIMIT ?) {order}"
     )
-    return sql, [*params, limit + 1]
+    return sql, [*params, *params, limit + 1]
 
 
 _PATTERN_ORDER = "ORDER BY n DESC, last_us DESC, stack_hash"

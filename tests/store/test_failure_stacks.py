@@ -191,3 +191,42 @@ async def test_the_migration_backfills_the_counts_of_an_old_database(db_path: Pa
         derived.rebuild(conn)
         assert set(conn.execute(STACKS_SQL)) == before
     assert_stacks_agree(str(db_path))
+
+
+def ranked_reference(where: str) -> str:
+    """unique_errors as it was first written: a window over whole rows (the answer to keep)."""
+    return (
+        "SELECT span_id FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY stack_hash ORDER BY started_us DESC, "
+        f"seq DESC) AS rn FROM executions WHERE {where}) AS ranked WHERE rn = 1 "
+        "ORDER BY started_us DESC, seq DESC LIMIT ?"
+    )
+
+
+async def test_unique_errors_in_a_window_match_a_ranking_of_whole_rows_even_with_ties_and_no_hash(
+    db_path: Path,
+) -> None:
+    async with await Store.open(str(db_path)) as store:
+        await write_every_kind(store, lambda: None)
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        first_attempt = "SELECT * FROM executions WHERE status = 'failed' AND attempt = 1 LIMIT 1"
+        template = conn.execute(first_attempt).fetchone()
+        columns = [d[1] for d in conn.execute("PRAGMA table_info(executions)")]
+        for n, stack_hash in enumerate((None, None, "tied", "tied")):  # two hashless, a tie of two
+            row = dict(zip(columns, template, strict=True)) | {
+                "seq": None, "span_id": str(uuid.uuid4()), "execution_id": f"raw-{n}",
+                "idempotency_key": None,
+                "stack_hash": stack_hash, "started_us": 1_800_000_000_000_000 + (n // 2), "ended_us": None,
+            }  # fmt: skip
+            conn.execute(
+                f"INSERT INTO executions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+        from store.sqlite import queries as q
+
+        for task_id in (None, "job-1"):
+            for limit in (1, 2, 5, 50):
+                where, params = q._failure_window(task_id, 0, 2_000_000_000_000_000)
+                expected = conn.execute(ranked_reference(where), [*params, limit + 1]).fetchall()
+                sql, args = q.last_failed_unique(task_id, 0, 2_000_000_000_000_000, limit)
+                got = [(row[1],) for row in conn.execute(sql, args)]
+                assert got == expected
