@@ -100,7 +100,8 @@ class TaskHistoryServer(MCPServer[Runtime]):
 
     async def list_tools(self) -> list[MCPTool]:
         """The tools with compact schemas (server.listing): what every client pays for up front."""
-        return [compact_tool(tool) for tool in await super().list_tools()]
+        limits = {"max_text_chars": self.config.max_text_chars, "max_list_items": self.config.max_list_items}
+        return [compact_tool(tool, **limits) for tool in await super().list_tools()]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None

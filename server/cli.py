@@ -105,7 +105,9 @@ def _add_list(parser: argparse.ArgumentParser) -> None:
         "--backfilled", action=argparse.BooleanOptionalAction, help="only imported (or live) history"
     )
     parser.add_argument(
-        "--retrying", action=argparse.BooleanOptionalAction, help="only retries (or first attempts)"
+        "--retrying",
+        action=argparse.BooleanOptionalAction,
+        help="only retries still running (or all the others)",
     )
     parser.add_argument("--limit", type=int, default=20, help=f"page size, 1..{LIST_LIMIT_MAX} (default 20)")
     parser.add_argument("--cursor", help="next page: the cursor printed under the previous page")

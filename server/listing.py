@@ -20,6 +20,12 @@ from mcp.types import Tool
 from server.budget import estimate_tokens
 
 _NESTED_MAPS = ("properties", "$defs", "patternProperties")
+# Arguments whose size the server's settings bound (config: max_text_chars, max_list_items). The
+# models cannot carry those bounds (they are settings, not constants), so the listing states them.
+TEXT_ARGUMENTS = frozenset({"result", "message", "stack", "query"})
+LIST_ARGUMENTS = frozenset(
+    {"parents", "causes", "files_written", "artifact_ids", "tool_calls", "script_runs"}
+)
 
 
 def compact_schema(schema: Any, *, descriptions: bool = True) -> Any:
@@ -54,11 +60,32 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**rest, **other, "type": [other["type"], "null"]}
 
 
-def compact_tool(tool: Tool) -> Tool:
+def with_size_bounds(schema: Any, max_text_chars: int, max_list_items: int) -> Any:
+    """`schema` with maxLength / maxItems on the arguments the settings bound, wherever they nest."""
+    if isinstance(schema, list):
+        return [with_size_bounds(item, max_text_chars, max_list_items) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: with_size_bounds(value, max_text_chars, max_list_items) for key, value in schema.items()}
+    for name, prop in (out.get("properties") or {}).items():
+        types = prop.get("type") if isinstance(prop, dict) else None
+        kinds = set(types) if isinstance(types, list) else {types}
+        if name in TEXT_ARGUMENTS and "string" in kinds:
+            prop.setdefault("maxLength", max_text_chars)
+        elif name in LIST_ARGUMENTS and "array" in kinds:
+            prop.setdefault("maxItems", max_list_items)
+    return out
+
+
+def compact_tool(tool: Tool, *, max_text_chars: int | None = None, max_list_items: int | None = None) -> Tool:
+    """The tool as listed: compact schemas, and the settings' size bounds when they are given."""
+    input_schema = compact_schema(tool.input_schema)
+    if max_text_chars is not None and max_list_items is not None:
+        input_schema = with_size_bounds(input_schema, max_text_chars, max_list_items)
     return tool.model_copy(
         update={
             "description": inspect.cleandoc(tool.description) if tool.description else tool.description,
-            "input_schema": compact_schema(tool.input_schema),
+            "input_schema": input_schema,
             # The result fields are described in MCP_INTEGRATION.md; a model reads the answer itself,
             # and clients use the output schema to validate, where descriptions change nothing.
             "output_schema": compact_schema(tool.output_schema, descriptions=False)

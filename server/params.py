@@ -28,7 +28,7 @@ Since = Annotated[Timestamp | None, Field(description=f"only executions started 
 Until = Annotated[Timestamp | None, Field(description=f"only executions started before this; {_TS}")]
 Backfilled = Annotated[bool | None, Field(description="true: only imported history; false: only live runs")]
 Retrying = Annotated[
-    bool | None, Field(description="true: only retries (attempt > 1); false: first attempts")
+    bool | None, Field(description="true: only retries still running (attempt > 1); false: all the others")
 ]
 ListLimit = Annotated[int, Field(ge=1, le=LIST_LIMIT_MAX, description="page size")]
 Cursor = Annotated[
@@ -95,7 +95,7 @@ ErrorArg = Annotated[
 ]
 ResultText = Annotated[str | None, Field(description="the task's response or a summary (PII is scrubbed)")]
 IOArg = Annotated[
-    IOEffects | None, Field(description="side effects: files_written, artifact_ids, tool_calls")
+    IOEffects | None, Field(description="side effects: files_written, artifact_ids, tool_calls, script_runs")
 ]
 UsageArg = Annotated[Usage | None, Field(description="token counts and cost")]
 

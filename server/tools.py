@@ -255,7 +255,9 @@ READ_TOOLS = (
     *DEBUG_TOOLS,
 )
 WRITE_TOOLS = (
-    ToolSpec(tasks_start, WRITE_IDEMPOTENT, "Record an execution start"),
+    # Not idempotent as annotated: without a key or scheduled_at, each call opens a new execution, and a
+    # client that retries "idempotent" tools on its own would duplicate runs.
+    ToolSpec(tasks_start, WRITE, "Record an execution start"),
     ToolSpec(tasks_finish, WRITE_IDEMPOTENT, "Record an execution's outcome"),
     ToolSpec(tasks_log_event, WRITE, "Log a lifecycle event"),
     ToolSpec(tasks_record, WRITE_IDEMPOTENT, "Record a whole execution"),

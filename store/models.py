@@ -59,10 +59,10 @@ class Retrieval(_Model):
     memory_count: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
         default=None, description="how many memories were retrieved; must equal len(parents) when given"
     )
-    query: str | None = None
-    filters: dict[str, Any] | None = None
-    latency_ms: Annotated[int, Field(ge=0)] | None = None
-    source: list[ShortText] = Field(default_factory=list)
+    query: str | None = Field(default=None, description="the retrieval query text")
+    filters: dict[str, Any] | None = Field(default=None, description="the filters it used, as JSON")
+    latency_ms: Annotated[int, Field(ge=0)] | None = Field(default=None, description="how long it took")
+    source: list[ShortText] = Field(default_factory=list, description="where from, e.g. experiences")
 
 
 class IOEffects(_Model):
@@ -75,9 +75,11 @@ class IOEffects(_Model):
 
 
 class Usage(_Model):
-    input_tokens: Annotated[int, Field(ge=0)] | None = None
-    output_tokens: Annotated[int, Field(ge=0)] | None = None
-    cost: Annotated[float, Field(ge=0)] | None = None
+    """Model usage of the execution (OpenTelemetry gen_ai.usage.*)."""
+
+    input_tokens: Annotated[int, Field(ge=0)] | None = Field(default=None, description="prompt tokens")
+    output_tokens: Annotated[int, Field(ge=0)] | None = Field(default=None, description="completion tokens")
+    cost: Annotated[float, Field(ge=0)] | None = Field(default=None, description="in the caller's currency")
 
 
 class ProvenanceRunner(_Model):

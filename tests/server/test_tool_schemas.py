@@ -53,7 +53,7 @@ async def test_read_tools_are_annotated_read_only_and_write_tools_not(connect: C
         assert hints.destructive_hint is False, name
         assert hints.open_world_hint is False, name
     assert tools["tasks_record"].annotations.idempotent_hint is True
-    assert tools["tasks_start"].annotations.idempotent_hint is True
+    assert tools["tasks_start"].annotations.idempotent_hint is False  # only with a key: see the guide
     assert tools["tasks_log_event"].annotations.idempotent_hint is False
 
 
