@@ -6,6 +6,7 @@ Writes return only after their transaction has committed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -309,7 +310,16 @@ def _check_limit(limit: int, maximum: int) -> None:
 
 def check_encodable(model: BaseModel) -> None:
     """Refuse text that cannot be stored as UTF-8 (lone surrogates from a broken client)."""
-    bad = _unencodable_path(model.model_dump(), "")
+    dumped = model.model_dump()
+    try:
+        # Every string inside (keys too) lands in this text unescaped, so one C-speed encode
+        # finds whether any is bad; only then is the walk below needed, to name the field.
+        json.dumps(dumped, ensure_ascii=False, default=str).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError):
+        pass
+    else:
+        return
+    bad = _unencodable_path(dumped, "")
     if bad is not None:
         raise InvalidInput(
             bad or "input",

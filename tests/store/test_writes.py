@@ -11,6 +11,7 @@ import pytest
 from store import Conflict, InvalidInput, NotFound, Policy, Store
 from store.ids import derived_idempotency_key, is_uuid4
 from store.models import ErrorInput, FinishRequest, RecordRequest, Retrieval, StartRequest
+from store.store import check_encodable
 
 T0 = datetime(2025, 11, 4, 18, 29, 12, tzinfo=UTC)
 
@@ -210,6 +211,23 @@ async def test_lone_surrogates_are_refused_naming_the_field(store: Store) -> Non
     with pytest.raises(InvalidInput) as caught:
         await store.start(StartRequest(task_id="t", attributes={"note": "bad \ud800 text"}))
     assert caught.value.field == "attributes.note"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "field"),
+    [
+        ({"deep": [1, {"x": ["ok", "bad \udfff"]}]}, "attributes.deep[1].x[1]"),
+        ({"bad \ud83d key": "value"}, "attributes"),
+    ],
+)
+def test_lone_surrogates_anywhere_are_found_and_named(attributes: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_encodable(StartRequest(task_id="t", attributes=attributes))
+    assert caught.value.field == field
+
+
+def test_well_formed_text_beyond_the_basic_plane_is_accepted() -> None:
+    check_encodable(StartRequest(task_id="t", attributes={"emoji \U0001f600": ["\U0001f600", {"k": "é"}]}))
 
 
 async def test_sql_looking_text_is_stored_verbatim(store: Store) -> None:
