@@ -24,7 +24,9 @@ def is_document(obj: object) -> bool:
 def document_item(doc: dict[str, Any], where: str, policy: rules.Policy) -> Item:
     """The execution in a foreign document; InvalidInput naming the bad field."""
     execution = from_document(doc, backfilled=True)
-    if policy.scrub_pii and not execution.scrubbed:
+    # Scrubbed again even when the document says it was: another system's scrubber may have missed
+    # what ours catches, and scrubbing twice changes nothing.
+    if policy.scrub_pii:
         execution = _scrubbed(execution, policy)
     rules.check_invariants(execution)
     return Item(where, "execution", execution)
