@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from config import SETTINGS_SPEC, load_settings
 from server.app import open_store
 from server.cli import build_parser, main, open_bind_problem
+from server.cli_admin import shown_url
 from store.models import ErrorInput, FinishRequest, RecordRequest, StartRequest
 
 T0 = "2025-11-04T18:29:12Z"
@@ -111,3 +113,26 @@ def test_a_database_that_cannot_be_opened_exits_1_naming_the_path(
 ) -> None:
     code, _, err = _run(capsys, "list", "--db", str(tmp_path))  # a directory, not a file
     assert code == 1 and "cannot open the database" in err and str(tmp_path) in err
+
+
+def test_an_unreachable_postgresql_server_exits_1_naming_where_it_was_sought(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        url = f"postgresql://th:hunter2@127.0.0.1:{probe.getsockname()[1]}/test"
+        code, _, err = _run(capsys, "list", "--db", url)
+    assert code == 1 and "PostgreSQL" in err and "127.0.0.1" in err and "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://th:hunter2@db:5432/h", "postgresql://th:***@db:5432/h"),
+        ("postgresql://db/h?user=th&password=hunter2", "postgresql://db/h?user=th&password=***"),
+        ("postgresql://th@db/h?options=-csearch_path%3Dx", "postgresql://th@db/h?options=-csearch_path%3Dx"),
+        ("./data/task-history.db", "./data/task-history.db"),
+    ],
+)
+def test_database_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
