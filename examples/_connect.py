@@ -10,10 +10,12 @@ import sys
 from recorder import Recorder
 
 DEFAULT_URL = "http://127.0.0.1:8001/mcp"
+OPTIONS = argparse.Namespace()  # the parsed command line, for options an example added
 
 
-def recorder_from_args(description: str) -> Recorder:
-    parser = argparse.ArgumentParser(description=description)
+def recorder_from_args(description: str, parser: argparse.ArgumentParser | None = None) -> Recorder:
+    """The recorder the command line asks for; `parser` may add options of the example's own."""
+    parser = parser or argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--url", default=DEFAULT_URL, help=f"task-history server (default {DEFAULT_URL}, `make serve`)"
     )
@@ -21,7 +23,7 @@ def recorder_from_args(description: str) -> Recorder:
         "--token", default=os.environ.get("TASK_HISTORY_TOKEN"), help="bearer token, if the server has one"
     )
     parser.add_argument("--db", help="record straight into this database file instead of through a server")
-    args = parser.parse_args()
+    args = parser.parse_args(namespace=OPTIONS)
     if args.db:
         return Recorder.direct(args.db, actor="examples")
     return Recorder.remote(args.url, token=args.token or None, actor="examples")

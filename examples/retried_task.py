@@ -13,28 +13,32 @@ import sys
 
 from _connect import finish, recorder_from_args
 
-from recorder import current_run
+from recorder import Run, current_run
 
 
 def main() -> int:
     rec = recorder_from_args(__doc__.splitlines()[0])
     attempts = 0
+    last: Run | None = None  # the attempt that ran last
 
     @rec.task("nightly_ingest", attempts=3, type="ingest", retry_on=(TimeoutError,))
     def ingest(source: str) -> int:
-        nonlocal attempts
+        nonlocal attempts, last
         attempts += 1
+        last = current_run()
         if attempts < 3:
             raise TimeoutError(f"{source} did not answer within 30 s (attempt {attempts})")
-        run = current_run()
-        if run is not None:
-            run.add_files("warehouse/ingest-2025-11-04.parquet")
-            run.set_result(f"ingested 1,204 rows from {source}")
+        if last is not None:
+            last.add_files("warehouse/ingest-2025-11-04.parquet")
+            last.set_result(f"ingested 1,204 rows from {source}")
         return 1204
 
     rows = ingest("crm-api")
-    print(f"nightly_ingest: {rows} rows after {attempts} attempts ({attempts - 1} failed and were retried)")
-    return finish(rec)
+    status = finish(rec)  # delivered: the run's trace_id is the store's
+    trace = last.trace_id if last is not None else None
+    print(f"nightly_ingest: {rows} rows after {attempts} attempts ({attempts - 1} failed and were retried), "
+          f"trace {trace}")  # fmt: skip
+    return status
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ def main() -> int:
         rec.handoff_completed(task, "handoff-001", run=master, actor="review-master")
         master.add_files("docs/release-notes-2025-11.md")
         master.set_result("release notes published")
+    status = finish(rec)  # delivered: master.trace_id is the store's
     print(f"{task}: master {master.status}, review {review.status}, trace {master.trace_id}")
-    return finish(rec)
+    return status
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from recorder.ops import Op, Unresolved
 from recorder.outbox import Outbox
-from recorder.transports import Refused, Transport, Unreachable
+from recorder.transports import Refused, Started, Transport, Unreachable
 
 log = logging.getLogger("task_history.recorder")
 T = TypeVar("T")
@@ -30,11 +30,15 @@ BACKOFF_START = 0.1
 
 @dataclass(frozen=True)
 class Delivery:
-    """How an op ended: delivered (with the span_id a start got), refused (why), or dropped."""
+    """How an op ended: delivered (a start: with the store's answer), refused (why), or dropped."""
 
     outcome: Outcome
-    span_id: str | None = None
+    started: Started | None = None
     reason: str | None = None
+
+    @property
+    def span_id(self) -> str | None:
+        return self.started.span_id if self.started else None
 
 
 class Courier:
@@ -43,6 +47,7 @@ class Courier:
         self._outbox = outbox
         self._backoff_max = backoff_max
         self.spans: dict[str, str | None] = {}  # ref -> span_id (None: its start was refused)
+        self.started: dict[str, Started] = {}  # ref -> the store's answer to its start
         self.online: bool | None = None  # None until the first attempt
         self.refused: list[str] = []
         self._futures: dict[str, concurrent.futures.Future[Delivery]] = {}
@@ -183,7 +188,7 @@ class Courier:
             self._settle(op, Delivery("dropped", reason=f"its execution {missing.ref} was never recorded"))
             return True
         try:
-            span = await self._transport.deliver(op, args)
+            started = await self._transport.deliver(op, args)
         except Unreachable as exc:
             await self._transport.close()
             self._went_offline(str(exc))
@@ -198,9 +203,10 @@ class Courier:
         if self.online is False:
             log.warning("task-history is reachable again; delivering %d buffered records", len(self._outbox))
         self.online = True
-        if op.ref is not None:
-            self.spans[op.ref] = span
-        self._settle(op, Delivery("delivered", span_id=span))
+        if op.ref is not None and started is not None:
+            self.started[op.ref] = started
+            self.spans[op.ref] = started.span_id
+        self._settle(op, Delivery("delivered", started=started))
         return True
 
     def _settle(self, op: Op, delivery: Delivery) -> None:

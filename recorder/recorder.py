@@ -36,7 +36,7 @@ from recorder.events import LifecycleEvents
 from recorder.ops import Op, ref_arg
 from recorder.outbox import Outbox
 from recorder.run import Run, iso
-from recorder.transports import DirectTransport, RemoteTransport, Transport
+from recorder.transports import DirectTransport, RemoteTransport, Started, Transport
 from store.ids import derived_idempotency_key
 
 log = logging.getLogger("task_history.recorder")
@@ -163,6 +163,10 @@ class Recorder(LifecycleEvents):
 
     def _span_of(self, ref: str) -> str | None:
         return self._courier.spans.get(ref)
+
+    def _started(self, ref: str) -> Started | None:
+        """The store's answer to the start of `ref`, once delivered."""
+        return self._courier.started.get(ref)
 
     # ---- executions ------------------------------------------------------------------------
 

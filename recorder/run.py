@@ -42,8 +42,8 @@ class Run:
         self._start = start
         self.ref: str = start.ref or ""
         self.task_id = task_id
-        self.trace_id = trace_id
-        self.attempt = attempt
+        self._trace_guess = trace_id
+        self._attempt_guess = attempt
         self.result: str | None = None
         self.status: Outcome | None = None
         self.error: BaseException | None = None
@@ -95,6 +95,25 @@ class Run:
     def span_id(self) -> str | None:
         """The store's span_id, once the start has been delivered (a direct recorder knows it at once)."""
         return self._recorder._span_of(self.ref)
+
+    @property
+    def trace_id(self) -> str | None:
+        """The store's trace_id once the start has been delivered (for a duplicate start: the first
+        run's trace); until then what the recorder expects (None when the store picks it)."""
+        started = self._recorder._started(self.ref)
+        return started.trace_id if started is not None else self._trace_guess
+
+    @property
+    def attempt(self) -> int:
+        """The store's attempt number once the start has been delivered; until then the expected one."""
+        started = self._recorder._started(self.ref)
+        return started.attempt if started is not None else self._attempt_guess
+
+    @property
+    def duplicate(self) -> bool:
+        """True when the store already had this run (the same schedule slot or idempotency key)."""
+        started = self._recorder._started(self.ref)
+        return started is not None and started.duplicate
 
     # ---- sync context manager --------------------------------------------------------------
 

@@ -4,14 +4,17 @@
 * `RemoteTransport`: a running task-history server over MCP streamable HTTP (the SDK's `Client`),
   with an optional bearer token.
 
-`deliver` returns the span_id a start was given, and raises `Unreachable` when the store could not
-be reached (the op waits and is tried again) or `Refused` when the store answered no (the op is
-dropped with a warning: sending it again would get the same answer)."""
+`deliver` returns what the store made of a start (`Started`: its span_id, trace_id and attempt,
+which are the first execution's when the start repeats an idempotency key), and raises
+`Unreachable` when the store could not be reached (the op waits and is tried again) or `Refused`
+when the store answered no (the op is dropped with a warning: sending it again would get the same
+answer)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from recorder.ops import Op
@@ -26,6 +29,16 @@ _TRANSIENT_MARKERS = (
 )
 
 
+@dataclass(frozen=True)
+class Started:
+    """The store's answer to a start: the execution it opened, or the one it already had."""
+
+    span_id: str
+    trace_id: str
+    attempt: int
+    duplicate: bool = False
+
+
 class Unreachable(Exception):
     """The store could not be reached or did not answer; try again later."""
 
@@ -37,7 +50,7 @@ class Refused(Exception):
 class Transport(Protocol):
     async def open(self) -> None: ...
 
-    async def deliver(self, op: Op, args: dict[str, Any]) -> str | None: ...
+    async def deliver(self, op: Op, args: dict[str, Any]) -> Started | None: ...
 
     async def close(self) -> None: ...
 
@@ -58,7 +71,7 @@ class DirectTransport:
         except StoreError as exc:
             raise Unreachable(str(exc)) from exc
 
-    async def deliver(self, op: Op, args: dict[str, Any]) -> str | None:
+    async def deliver(self, op: Op, args: dict[str, Any]) -> Started | None:
         from pydantic import ValidationError
 
         from store.errors import StoreError, StoreUnavailable
@@ -67,7 +80,8 @@ class DirectTransport:
         try:
             if op.kind == "start":
                 started = await self._store.start(StartRequest(**args, span_id=op.ref))
-                return str(started.execution.span_id)
+                e = started.execution
+                return Started(str(e.span_id), str(e.trace_id), e.attempt, started.duplicate)
             if op.kind == "finish":
                 await self._store.finish(FinishRequest(**args))
             else:
@@ -129,7 +143,7 @@ class RemoteTransport:
             if not ready.done():
                 ready.set_exception(Unreachable(_first_cause(exc)))
 
-    async def deliver(self, op: Op, args: dict[str, Any]) -> str | None:
+    async def deliver(self, op: Op, args: dict[str, Any]) -> Started | None:
         if self._task is None or self._task.done():
             raise Unreachable(f"no connection to {self._url}")
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -144,8 +158,10 @@ class RemoteTransport:
         if result.is_error:
             text = " ".join(getattr(block, "text", "") for block in result.content)
             raise (Unreachable if any(m in text for m in _TRANSIENT_MARKERS) else Refused)(text)
-        structured = result.structured_content or {}
-        return str(structured["span_id"]) if op.kind == "start" else None
+        if op.kind != "start":
+            return None
+        s = result.structured_content or {}
+        return Started(str(s["span_id"]), str(s["trace_id"]), int(s["attempt"]), bool(s.get("duplicate")))
 
     async def close(self) -> None:
         task, self._task = self._task, None

@@ -173,6 +173,28 @@ def test_a_scheduled_slot_run_twice_is_recorded_once(rec: Recorder, db_path: Pat
     assert len(executions(db_path)) == 1 and again.span_id == executions(db_path)[0].span_id
 
 
+def test_a_duplicate_start_takes_the_store_trace_and_attempt(rec: Recorder, db_path: Path) -> None:
+    slot = datetime(2025, 11, 4, 18, 0, tzinfo=UTC)
+    with rec.execution("daily", trigger="scheduled", scheduled_at=slot) as first:
+        pass
+    with rec.execution("daily", trigger="scheduled", scheduled_at=slot) as again:  # the same slot again
+        pass
+    with rec.execution("daily", retry_of=first.span_id) as retry:  # a span_id, not a Run: attempt unknown
+        pass
+    assert rec.flush(10) and rec.refused == []
+    stored, second = executions(db_path)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert (again.span_id, again.trace_id, again.attempt) == (stored.span_id, stored.trace_id, 1)
+    assert (retry.trace_id, retry.attempt) == (stored.trace_id, 2) == (second.trace_id, second.attempt)
+
+    async def trace_spans(trace_id: str) -> list[str]:
+        async with await Store.open(str(db_path)) as store:
+            view = await store.trace(trace_id)
+            return [e.span_id for e in view.executions] if view.found else []
+
+    assert asyncio.run(trace_spans(str(again.trace_id))) == [stored.span_id, second.span_id]
+
+
 def test_children_join_the_parent_trace(rec: Recorder, db_path: Path) -> None:
     with rec.execution("master") as parent, rec.execution("master", parent=parent, type="worker") as child:
         assert child.trace_id == parent.trace_id

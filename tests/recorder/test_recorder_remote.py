@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,20 @@ def test_a_remote_recorder_writes_the_same_records(server: LiveServer) -> None:
         "failed", "ZeroDivisionError", runs[(None, 1)]["trace_id"],
     )  # fmt: skip
     assert runs[("w-1", 1)]["status"] == "success"
+
+
+def test_a_duplicate_remote_start_takes_the_trace_the_server_answers(server: LiveServer) -> None:
+    slot = datetime(2025, 11, 4, 18, 0, tzinfo=UTC)
+    with Recorder.remote(server.url) as rec:
+        for _ in range(2):  # the same schedule slot, run twice
+            with rec.execution("daily", trigger="scheduled", scheduled_at=slot) as run:
+                pass
+        assert rec.flush(10) and rec.refused == []
+        assert run.duplicate and run.attempt == 1
+    (stored,) = listed(server.url, task_id="daily")
+    assert (run.span_id, run.trace_id) == (stored["span_id"], stored["trace_id"])
+    trace = asyncio.run(call(server.url, "tasks_by_trace", trace_id=run.trace_id))
+    assert trace["found"] and [e["span_id"] for e in trace["executions"]] == [stored["span_id"]]
 
 
 def test_a_token_protected_server_takes_records_with_the_token_only(db_path: Path) -> None:
