@@ -10,8 +10,9 @@ Every read tool takes `detail` and `max_tokens`:
 * `max_tokens` is a budget for the whole answer: the structured content plus the text block. An
   answer over it first loses fields, in each answer's fixed DROP_ORDER (stacks, results, inputs
   and event data go first; ids, status, error type and message and timing are never dropped),
-  then items from the end of its lists (TRIM). Whatever went is named: `dropped_fields`,
-  `omitted` (items), `truncated`, and `rest` (the cursor or the call that gets it).
+  then items from the end of its lists (TRIM; an entry `(name, floor)` keeps at least `floor`
+  items of that list, so a later entry is cut before its last items). Whatever went is named:
+  `dropped_fields`, `omitted` (items), `truncated`, and `rest` (the cursor or the call that gets it).
 
 `truncated` is true exactly when something the answer would otherwise hold at this detail is not
 in it: a dropped field, an omitted item, or clipped text. Nothing is cut silently.
@@ -126,7 +127,7 @@ class Sized(ToolResult):
     # order to fit the budget, and the lists trimmed (from their end) after that.
     EXCLUDED: ClassVar[dict[str, tuple[str, ...]]] = {}
     DROP_ORDER: ClassVar[tuple[str, ...]] = ()
-    TRIM: ClassVar[tuple[str, ...]] = ()
+    TRIM: ClassVar[tuple[str | tuple[str, int], ...]] = ()
     OMIT_NONE: ClassVar[bool] = False  # the newer answers leave out null fields instead of sending them
 
     def trimmed(self, name: str, keep: int) -> Self:
@@ -178,8 +179,9 @@ def fit(answer: Sized, max_tokens: int) -> Fitted:
         best, excluded = candidate, [*excluded, path]
         if best.tokens <= max_tokens:
             return best
-    for name in answer.TRIM:
-        best = _trim(best, name, excluded, max_tokens)
+    for entry in answer.TRIM:
+        name, floor = (entry, 0) if isinstance(entry, str) else entry
+        best = _trim(best, name, excluded, max_tokens, floor)
         if best.tokens <= max_tokens:
             return best
     return best
@@ -198,11 +200,15 @@ def fit_shaped(build: Callable[[Shape], Sized], detail: Detail, max_tokens: int)
     return fitted
 
 
-def _trim(best: Fitted, name: str, excluded: list[str], max_tokens: int) -> Fitted:
-    """The longest head of list `name` that fits (binary search; at least an empty list)."""
+def _trim(best: Fitted, name: str, excluded: list[str], max_tokens: int, floor: int = 0) -> Fitted:
+    """The longest head of list `name` that fits (binary search), but at least its first `floor`
+    items (an empty list when `floor` is 0) even if those do not fit: a later TRIM entry cuts more."""
     base = best.answer
-    low, high = 0, len(getattr(base, name)) - 1
-    found = _measure(base.trimmed(name, 0).settled(), excluded)
+    count = len(getattr(base, name))
+    if count <= floor:
+        return best
+    low, high = floor + 1, count - 1
+    found = _measure(base.trimmed(name, floor).settled(), excluded)
     while low <= high:
         middle = (low + high + 1) // 2
         candidate = _measure(base.trimmed(name, middle).settled(), excluded)

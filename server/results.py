@@ -488,7 +488,8 @@ class LastFailedResult(Sized):
         *_execution_drops("failures.*"),
         *item_paths("error_patterns.*", ErrorPatternSummary.DROPS),
     )
-    TRIM = ("failures", "error_patterns")
+    # At least one failure stays: the error patterns (and their fields) go before the last one.
+    TRIM = (("failures", 1), "error_patterns", "failures")
     _window: str = PrivateAttr(default="")
     _older_left_out: bool = PrivateAttr(default=False)
 
@@ -514,13 +515,22 @@ class LastFailedResult(Sized):
         cut._older_left_out = self._older_left_out or older
         return cut
 
+    def older_call(self) -> str | None:
+        """The call that returns the failures after the last one shown."""
+        if not self.failures:
+            return None
+        until = self.failures[-1].started_at.isoformat()
+        return f"tasks_last_failed({self._window}until='{until}')"
+
     def rest_hint(self) -> str | None:
         hints = []
         if self._older_left_out and self.failures:
-            until = self.failures[-1].started_at.isoformat()
-            hints.append(f"Older failures: tasks_last_failed({self._window}until='{until}').")
+            hints.append(f"Older failures: {self.older_call()}.")
+            if self.detail != "summary":
+                hints.append("detail='summary' fits more failures per answer.")
         elif self._older_left_out:
-            hints.append("Fewer fields per failure: detail='summary', or a lower limit.")
+            fewer = " or detail='summary'" if self.detail != "summary" else ""
+            hints.append(f"Not even one failure fits this max_tokens: raise max_tokens{fewer}.")
         if self.omitted and len(self.error_patterns) < min(self.patterns_total, 20):
             hints.append("Every error group, page by page: tasks_failure_patterns.")
         if self.dropped_fields or self.clipped_fields:
@@ -531,8 +541,9 @@ class LastFailedResult(Sized):
         if not self.failures and not self.omitted:
             return "No failed executions in this window."
         head = f"{len(self.failures)} most recent of {plural(self.total_failures, 'failure')}."
-        if self.has_more:
-            head += " More: raise limit, or narrow with task_id / since."
+        call = self.older_call() if self.has_more else None
+        if call:
+            head += f" Older ones: {call}."
         parts = [head, *_lines(self.failures, "failures")]
         parts += ["Error patterns:", *_lines(self.error_patterns, "patterns", limit=TEXT_ROWS // 2)]
         parts.append("Next: tasks_by_trace(trace_id) shows a failure's whole story.")

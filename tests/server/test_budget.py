@@ -114,6 +114,26 @@ def test_fields_go_in_the_fixed_order_before_any_item() -> None:
     )
 
 
+class _Pair(Sized):
+    rows: list[_Row]
+    extras: list[_Row]
+    returned: int = 0
+
+    TRIM: ClassVar[tuple[str | tuple[str, int], ...]] = (("rows", 1), "extras", "rows")
+
+    def render(self) -> str:
+        return f"{len(self.rows)} rows"
+
+
+def test_a_trim_floor_keeps_the_first_item_while_a_later_list_is_cut() -> None:
+    rows = [_Row(id=f"row-{i}", note="n" * 400) for i in range(10)]
+    fitted = fit(_Pair(rows=rows, extras=rows), 1000)
+    assert len(fitted.content["rows"]) == 1 and len(fitted.content["extras"]) < 10
+    assert fitted.tokens <= 1000 and fitted.content["omitted"] == 9 + 10 - len(fitted.content["extras"])
+    tight = fit(_Pair(rows=[_Row(id="x", note="n" * 5000)], extras=rows), 1000)
+    assert tight.content["rows"] == [] and tight.content["extras"] == []  # the floor is not a promise
+
+
 def test_offset_cursors_round_trip_and_refuse_another_call() -> None:
     token = encode_offsets("trace-a", 3, 7)
     assert decode_offsets(token, "trace-a", 2) == (3, 7)
@@ -159,7 +179,8 @@ def test_every_field_an_answer_may_leave_out_is_optional_in_its_output_schema(an
     paths = {p for paths in answer.EXCLUDED.values() for p in paths} | set(answer.DROP_ORDER)
     for path in paths:
         assert _optional_along(answer, path.split(".")), f"{answer.__name__}: {path} is required"
-    for name in answer.TRIM:
+    for entry in answer.TRIM:
+        name = entry if isinstance(entry, str) else entry[0]
         assert get_origin(_field_type(answer, name)) is list, name
 
 

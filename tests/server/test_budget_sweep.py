@@ -32,6 +32,14 @@ ITEMS = {  # the lists `returned` counts
     "tasks_timeline": ("steps",),
     "tasks_side_effects": ("matches",),
 }
+# Lists of executions a reader came for: when there are any, a budget (1,000 tokens or more, which
+# always holds one summary row) keeps at least one of them, cutting other lists and fields first.
+NEVER_EMPTIED = {
+    "tasks_list": "executions",
+    "tasks_by_trace": "executions",
+    "tasks_last_failed": "failures",
+    "tasks_side_effects": "matches",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +75,7 @@ def calls(h: BigHistory) -> dict[str, list[dict[str, Any]]]:
             {},
             {"limit": 50},
             {"limit": 50, "unique_errors": True},
+            {"limit": 1},
             {"task_id": h.busy_task},
             quiet,
         ],
@@ -144,6 +153,9 @@ def check(
     for name in content["dropped_fields"]:
         assert not _present(content, name), f"{where}: {name} is said dropped but is there"
     assert content["returned"] == sum(len(content[name]) for name in ITEMS[tool]), where
+    kept = NEVER_EMPTIED.get(tool)
+    if kept and ample[kept]:
+        assert content[kept], f"{where}: the budget left out every one of {kept}"
     if not content["truncated"]:
         assert content == ample, f"{where} says it is whole but differs from the largest-budget answer"
 
