@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -248,8 +249,28 @@ def run(args: argparse.Namespace) -> int:
         return _stdio(settings)
     if args.command in cli_history.COMMANDS:
         return cli_history.run(settings, args)
+    missing = _missing_database(settings)
+    if missing:
+        return _fail(missing, 1)
     _print_result(asyncio.run(_read(settings, args)), args.json)
     return 0
+
+
+def _missing_database(settings: Settings) -> str | None:
+    """A read names a SQLite file that does not exist: say so, rather than create an empty one and
+    answer "nothing matches" (a mistyped --db would look like a quiet history)."""
+    from store.engines import engine_of
+    from store.sqlite.backend import sqlite_path
+
+    if engine_of(settings.database_url) != "sqlite":
+        return None
+    path = Path(sqlite_path(settings.database_url))
+    if path.exists():
+        return None
+    return (
+        f"no database at {path}: nothing has been recorded there. "
+        "Check --db / TASK_HISTORY_DATABASE_URL (make serve uses ./data/task-history.db)."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
