@@ -54,10 +54,34 @@ class _Applied:
 def event_job(req: EventRequest, ctx: WriteContext) -> Job[EventResult]:
     def run(conn: Tx) -> EventResult:
         if req.event_id is not None and (dup := _fetch_event(conn, req.event_id)):
+            _require_same_event(dup, req, ctx)
             return EventResult(event=dup, task=_task_status(conn, req.task_id, ctx), duplicate=True)
         return _append(conn, req, ctx)
 
     return run
+
+
+def _require_same_event(stored: LifecycleEvent, req: EventRequest, ctx: WriteContext) -> None:
+    """A repeated event_id is a no-op only when it repeats the event; otherwise the new event
+    would be silently dropped, so it is a conflict and the stored event stands."""
+    differs = [
+        name
+        for name, same in (
+            ("event_type", stored.event_type == req.event_type),
+            ("task_id", stored.task_id == req.task_id),
+            ("ts", req.ts is None or to_us(req.ts) == to_us(stored.ts)),
+            ("data", json.loads(rows.dumps(scrub_data(ctx.policy, req.data))) == stored.data),
+        )
+        if not same
+    ]
+    if differs:
+        raise Conflict(
+            "event_id",
+            f"{stored.event_id} is already recorded as a {stored.event_type} of task {stored.task_id} "
+            f"with a different {', '.join(differs)}; the stored event stands",
+            hint="Give a different event a new event_id (or omit it); resend an event unchanged to repeat "
+            "it safely.",
+        )
 
 
 def _append(conn: Tx, req: EventRequest, ctx: WriteContext) -> EventResult:

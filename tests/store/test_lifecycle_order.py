@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from store import InvalidInput, Store
+from store import Conflict, InvalidInput, Store
 from store.models import EventRequest, EventResult, FinishRequest, RecordRequest, StartRequest
 from store.timeutil import now_utc
 
@@ -208,3 +208,40 @@ async def test_a_worker_started_again_after_its_run_ended_opens_a_new_run(store:
     await log(store, "worker_failed", 2, worker_id="w1", error=error())
     again = await log(store, "worker_started", 3, worker_id="w1")
     assert again.opened_span_id is not None and again.closed_span_id is None
+
+
+# ---- a repeated event_id -------------------------------------------------------------------
+
+
+async def test_a_repeated_event_id_with_the_same_payload_is_a_no_op(store: Store) -> None:
+    req = EventRequest(
+        event_type="task_failed", task_id="t", event_id="evt-1", ts=T0,
+        data={"error": error(), "note": "mail ann@example.com"},
+    )  # fmt: skip
+    first = await store.log_event(req)
+    again = await store.log_event(req)
+    assert (first.duplicate, again.duplicate, again.event) == (False, True, first.event)
+    untimed = await store.log_event(req.model_copy(update={"ts": None}))
+    assert untimed.duplicate and len((await store.timeline("t")).events) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"event_type": "task_completed"},
+        {"task_id": "other-task"},
+        {"data": {"error": error("a different failure")}},
+        {"ts": T0 + timedelta(seconds=1)},
+    ],
+)
+async def test_a_repeated_event_id_with_a_different_payload_is_a_conflict_and_the_first_stands(
+    store: Store, change: dict[str, Any]
+) -> None:
+    data = {"error": error()}
+    req = EventRequest(event_type="task_failed", task_id="t", event_id="evt-1", ts=T0, data=data)
+    first = await store.log_event(req)
+    with pytest.raises(Conflict) as caught:
+        await store.log_event(req.model_copy(update=change))
+    assert caught.value.field == "event_id" and caught.value.hint
+    assert (await store.timeline("t")).events == [first.event]
+    assert (await store.task_status("t")).state == "failed"
