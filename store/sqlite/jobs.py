@@ -202,14 +202,14 @@ def record_job(req: RecordRequest, ctx: WriteContext) -> Job[StartResult]:
 
     def run(conn: Tx) -> StartResult:
         started = start_run(conn)
-        if started.duplicate:
-            return started
         finish = FinishRequest(
             span_id=started.execution.span_id, status=req.status, error=req.error, result=req.result,
             io=req.io, usage=req.usage, ended_at=req.ended_at,
         )  # fmt: skip
+        # A repeated start still runs the finish rules: a running twin (tasks_start with the same
+        # key) is finished now, a finished one is a no-op for the same outcome and a Conflict otherwise.
         done = finish_execution(conn, started.execution, finish, ctx)
-        return StartResult(execution=done.execution, duplicate=False)
+        return StartResult(execution=done.execution, duplicate=started.duplicate and done.already_finished)
 
     return run
 

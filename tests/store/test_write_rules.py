@@ -1,0 +1,54 @@
+"""Repeated records, idempotency keys and retries: a repeat never hides a different outcome, a key
+never answers for another task, and a retry stays within its task."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from store import Conflict, Store
+from store.models import ErrorInput, FinishRequest, RecordRequest, StartRequest
+
+T0 = datetime(2025, 11, 4, 18, 29, 12, tzinfo=UTC)
+BOOM = ErrorInput(type="KeyError", message="user 42 missing")
+
+
+def recorded(status: str = "success", **fields: object) -> RecordRequest:
+    error = BOOM if status == "failed" else None
+    return RecordRequest(
+        task_id="t", started_at=T0, ended_at=T0 + timedelta(seconds=3), status=status, error=error, **fields
+    )  # type: ignore[arg-type]
+
+
+# ---- recording a run again ------------------------------------------------------------------
+
+
+async def test_recording_the_same_run_with_another_outcome_is_a_conflict_and_the_first_stands(
+    store: Store,
+) -> None:
+    first = await store.record(recorded("success"))
+    with pytest.raises(Conflict) as caught:
+        await store.record(recorded("failed"))
+    assert caught.value.field == "status" and "first outcome stands" in str(caught.value)
+    assert (await store.get(first.execution.span_id)).execution.status == "success"
+    assert (await store.list_executions()).total == 1
+
+
+async def test_recording_the_same_run_with_the_same_outcome_is_still_a_duplicate(store: Store) -> None:
+    first = await store.record(recorded("failed", idempotency_key="k"))
+    again = await store.record(recorded("failed", idempotency_key="k"))
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.execution == first.execution
+
+
+async def test_recording_a_run_that_was_started_under_the_same_key_finishes_it(store: Store) -> None:
+    started = (await store.start(StartRequest(task_id="t", idempotency_key="k", started_at=T0))).execution
+    done = await store.record(recorded("failed", idempotency_key="k"))
+    assert done.duplicate is False and done.execution.span_id == started.span_id
+    stored = (await store.get(started.span_id)).execution
+    assert (stored.status, stored.duration_ms) == ("failed", 3000)
+    assert stored.error is not None and stored.error.message == "user 42 missing"
+    assert (await store.task_status("t")).state == "failed"
+    with pytest.raises(Conflict):
+        await store.finish(FinishRequest(span_id=started.span_id, status="success"))
