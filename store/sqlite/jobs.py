@@ -35,8 +35,7 @@ _INSERT_EXECUTION = (
     f"({', '.join('?' * len(EXECUTION_COLUMNS))})"
 )
 _UPDATE_OUTCOME = (
-    "UPDATE executions SET status = ?, ended_us = ?, duration_ms = ?, error_type = ?, error_message = ?, "
-    "error_stack = ?, stack_hash = ?, result = ?, input_tokens = ?, output_tokens = ?, cost = ?, detail = ? "
+    f"UPDATE executions SET {', '.join(f'{c} = ?' for c in rows.OUTCOME_COLUMNS)} "
     "WHERE span_id = ? AND status = 'running'"
 )
 
@@ -177,19 +176,7 @@ def _finished_already(current: Execution, req: FinishRequest) -> FinishResult:
 
 
 def _outcome_values(e: Execution) -> tuple[Any, ...]:
-    row = dict(zip(EXECUTION_COLUMNS, rows.execution_row(e), strict=True))
-    names = (
-        "status",
-        "ended_us",
-        "duration_ms",
-        "error_type",
-        "error_message",
-        "error_stack",
-        "stack_hash",
-        "result",
-    )
-    tail = ("input_tokens", "output_tokens", "cost", "detail", "span_id")
-    return tuple(row[name] for name in (*names, *tail))
+    return (*rows.outcome_row(e), e.span_id)
 
 
 def record_job(req: RecordRequest, ctx: WriteContext) -> Job[StartResult]:
@@ -249,14 +236,26 @@ def new_task(task_id: str, now: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# One statement each, instead of reading the task row into Python and writing all of it back.
+# NULLIF: a stored started_us of 0 counts as unset, as `task["started_us"] or ...` did.
+_TASK_STARTED = (
+    "INSERT INTO tasks (task_id, state, attempts, current_trace_id, current_span_id, started_us, updated_us) "
+    "VALUES (?, 'in_progress', 1, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET state = 'in_progress', "
+    "attempts = tasks.attempts + 1, current_trace_id = excluded.current_trace_id, "
+    "current_span_id = excluded.current_span_id, "
+    "started_us = COALESCE(NULLIF(tasks.started_us, 0), excluded.started_us), completed_us = NULL, "
+    "updated_us = excluded.updated_us"
+)
+# Only while this execution still owns the task's state: a newer attempt may have taken it.
+_TASK_FINISHED = (
+    "UPDATE tasks SET state = ?, completed_us = ?, result = ?, updated_us = ? "
+    "WHERE task_id = ? AND current_span_id = ?"
+)
+
+
 def _task_started(conn: Tx, e: Execution, now: datetime) -> None:
-    task = fetch_task(conn, e.task_id) or new_task(e.task_id, now)
-    task.update(
-        state="in_progress", attempts=task["attempts"] + 1, current_trace_id=e.trace_id,
-        current_span_id=e.span_id,
-        started_us=task["started_us"] or to_us(e.started_at), completed_us=None, updated_us=to_us(now),
-    )  # fmt: skip
-    upsert_task(conn, task)
+    now_us = to_us(now)
+    conn.execute(_TASK_STARTED, (e.task_id, e.trace_id, e.span_id, to_us(e.started_at), now_us))
 
 
 TASK_STATE_OF_STATUS = {
@@ -268,12 +267,9 @@ TASK_STATE_OF_STATUS = {
 
 
 def _task_finished(conn: Tx, e: Execution, now: datetime) -> None:
-    task = fetch_task(conn, e.task_id)
-    if task is None or task["current_span_id"] != e.span_id:
-        return  # a newer attempt owns the task's state now
-    task.update(
-        state=TASK_STATE_OF_STATUS[e.status], completed_us=to_us(e.ended_at) if e.ended_at else None,
-        result=e.result if e.result is not None else (e.error.message if e.error else None),
-        updated_us=to_us(now),
-    )  # fmt: skip
-    upsert_task(conn, task)
+    result = e.result if e.result is not None else (e.error.message if e.error else None)
+    completed_us = to_us(e.ended_at) if e.ended_at else None
+    conn.execute(
+        _TASK_FINISHED,
+        (TASK_STATE_OF_STATUS[e.status], completed_us, result, to_us(now), e.task_id, e.span_id),
+    )

@@ -53,9 +53,14 @@ def _maybe_dt(value: int | None) -> Any:
     return None if value is None else from_us(value)
 
 
-def execution_row(e: Execution) -> tuple[Any, ...]:
-    """Values for EXECUTION_COLUMNS, in order."""
-    error = e.error
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "status", "ended_us", "duration_ms", "error_type", "error_message", "error_stack", "stack_hash", "result",
+    "input_tokens", "output_tokens", "cost", "detail",
+)  # fmt: skip
+"""What finishing an execution changes: the columns of outcome_row, in order."""
+
+
+def _detail(e: Execution) -> str:
     detail = {
         "retrieval": e.retrieval.model_dump(exclude_none=True),
         "parents": e.parents,
@@ -67,6 +72,12 @@ def execution_row(e: Execution) -> tuple[Any, ...]:
         if e.provenance_runner
         else None,
     }
+    return dumps(detail)
+
+
+def execution_row(e: Execution) -> tuple[Any, ...]:
+    """Values for EXECUTION_COLUMNS, in order."""
+    error = e.error
     return (
         e.execution_id, e.span_id, e.trace_id, e.parent_span_id, e.task_id, e.task_slug,
         e.task_name, e.task_type, e.trigger, e.actor, e.worker_id, e.attempt, e.retry_of,
@@ -75,7 +86,18 @@ def execution_row(e: Execution) -> tuple[Any, ...]:
         error.type if error else None, error.message if error else None, error.stack if error else None,
         error.stack_hash if error else None, e.result,
         e.usage.input_tokens, e.usage.output_tokens, e.usage.cost, int(e.backfilled), int(e.scrubbed),
-        e.session_id, to_us(e.created_at), dumps(detail),
+        e.session_id, to_us(e.created_at), _detail(e),
+    )  # fmt: skip
+
+
+def outcome_row(e: Execution) -> tuple[Any, ...]:
+    """Values for OUTCOME_COLUMNS (the same as execution_row gives for them), in order."""
+    error = e.error
+    return (
+        e.status, _maybe_us(e.ended_at), e.duration_ms,
+        error.type if error else None, error.message if error else None, error.stack if error else None,
+        error.stack_hash if error else None, e.result,
+        e.usage.input_tokens, e.usage.output_tokens, e.usage.cost, _detail(e),
     )  # fmt: skip
 
 
