@@ -81,7 +81,7 @@ def _require_relative(conn: Tx, field: str, span_id: str | None) -> Execution | 
 def start_job(req: StartRequest, ctx: WriteContext) -> Job[StartResult]:
     def run(conn: Tx) -> StartResult:
         if req.idempotency_key is not None and (existing := fetch_by_key(conn, req.idempotency_key)):
-            return StartResult(execution=existing, duplicate=True)
+            return StartResult(execution=_keyed_twin(existing, req.task_id), duplicate=True)
         lineage = rules.Lineage(
             retried=_require_relative(conn, "retry_of", req.retry_of),
             parent=_require_relative(conn, "parent_span_id", req.parent_span_id),
@@ -117,7 +117,7 @@ def insert_execution(conn: Tx, execution: Execution) -> StartResult:
 def _twin_of(conn: Tx, execution: Execution, exc: UniqueViolation) -> Execution:
     """The stored execution this insert repeats; a Conflict when it collides with a different one."""
     if execution.idempotency_key and (twin := fetch_by_key(conn, execution.idempotency_key)):
-        return twin
+        return _keyed_twin(twin, execution.task_id)
     if twin := fetch_execution(conn, execution.span_id):
         if twin.task_id == execution.task_id:
             return twin
@@ -135,6 +135,19 @@ def _twin_of(conn: Tx, execution: Execution, exc: UniqueViolation) -> Execution:
             hint="Retry the latest attempt of the trace instead (tasks_by_trace lists them).",
         )
     raise InvalidInput("execution", f"breaks a rule of the store ({exc})") from exc
+
+
+def _keyed_twin(twin: Execution, task_id: str) -> Execution:
+    """The execution a repeated idempotency key names, when it is one of the same task: a key names
+    one run of one task, so another task's execution is a conflict, never its duplicate."""
+    if twin.task_id != task_id:
+        raise Conflict(
+            "idempotency_key",
+            f"{twin.idempotency_key!r} already names execution {twin.span_id} of task {twin.task_id}, "
+            f"not of {task_id}",
+            hint="Use a key of this task's own (for example prefixed with its task_id), or omit it.",
+        )
+    return twin
 
 
 def finish_job(req: FinishRequest, ctx: WriteContext) -> Job[FinishResult]:

@@ -52,3 +52,26 @@ async def test_recording_a_run_that_was_started_under_the_same_key_finishes_it(s
     assert (await store.task_status("t")).state == "failed"
     with pytest.raises(Conflict):
         await store.finish(FinishRequest(span_id=started.span_id, status="success"))
+
+
+# ---- an idempotency key belongs to one task ----------------------------------------------
+
+
+async def test_an_idempotency_key_of_another_task_is_a_conflict_not_its_duplicate(store: Store) -> None:
+    first = (await store.start(StartRequest(task_id="A", idempotency_key="k"))).execution
+    with pytest.raises(Conflict) as caught:
+        await store.start(StartRequest(task_id="B", idempotency_key="k"))
+    assert caught.value.field == "idempotency_key" and caught.value.hint
+    assert first.span_id in str(caught.value) and "task A" in str(caught.value)
+    with pytest.raises(Conflict) as recording:
+        await store.record(recorded("success", idempotency_key="k").model_copy(update={"task_id": "B"}))
+    assert recording.value.field == "idempotency_key"
+    listed = await store.list_executions()
+    assert [e.span_id for e in listed.executions] == [first.span_id]
+    assert (await store.task_status("A")).state == "in_progress"
+
+
+async def test_the_same_key_for_the_same_task_is_still_a_duplicate(store: Store) -> None:
+    first = (await store.start(StartRequest(task_id="A", idempotency_key="k"))).execution
+    again = await store.start(StartRequest(task_id="A", idempotency_key="k"))
+    assert again.duplicate and again.execution.span_id == first.span_id
