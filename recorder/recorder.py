@@ -180,18 +180,15 @@ class Recorder(LifecycleEvents):
         """One execution, to use as `with` (or `async with`): started on entry, finished on exit."""
         ref = str(uuid.uuid4())
         attempt = retry_of.attempt + 1 if isinstance(retry_of, Run) else 1
-        trace = _trace_for(parent, retry_of)
         args: dict[str, Any] = {"task_id": task_id, "trigger": trigger, "actor": actor or self.actor}
         args |= {"task_name": name, "task_type": type, "retrieval": retrieval, "attributes": attributes}
         args |= {"parents": list(parents) or None, "causes": list(causes) or None}
         args |= {"parent_span_id": _span_arg(parent), "retry_of": _span_arg(retry_of)}
-        if trace[1]:
-            args["trace_id"] = trace[0]
         if scheduled_at is not None:
             args["scheduled_at"] = iso(scheduled_at)
         args["idempotency_key"] = idempotency_key or _key(task_id, scheduled_at, attempt, ref)
         start = Op("start", {k: v for k, v in args.items() if v is not None}, ref=ref)
-        return Run(self, start, task_id=task_id, trace_id=trace[0], attempt=attempt)
+        return Run(self, start, task_id=task_id, trace_id=_expected_trace(parent, retry_of), attempt=attempt)
 
     def retry(
         self, fn: Callable[[], T], task_id: str, *, attempts: int = 3, backoff: float = 0.0,
@@ -290,13 +287,13 @@ def _span_arg(relative: Parent) -> dict[str, str] | str | None:
     return relative
 
 
-def _trace_for(parent: Parent, retry_of: Parent) -> tuple[str | None, bool]:
-    """The run's trace_id as far as known here, and whether to send it (only for a new trace: a
-    child joins its parent's and a retry its first attempt's, which the store fills in)."""
+def _expected_trace(parent: Parent, retry_of: Parent) -> str | None:
+    """The run's trace_id as far as known before the store answers. It is never sent: a child joins
+    its parent's trace and a retry its first attempt's, and a top-level run takes the one the store
+    gives it, which is the task's open trace when the task's events (task_created, task_assigned)
+    came first, so the task's whole story is one trace. None until the store answers."""
     relative = parent or retry_of
-    if relative is None:
-        return str(uuid.uuid4()), True
-    return (relative.trace_id if isinstance(relative, Run) else None), False
+    return relative.trace_id if isinstance(relative, Run) else None
 
 
 def _key(task_id: str, scheduled_at: datetime | None, attempt: int, ref: str) -> str:

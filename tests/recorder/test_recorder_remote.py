@@ -5,6 +5,7 @@ the same port, without duplicates), a bounded buffer, and an agent killed mid-ru
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -148,6 +149,33 @@ def test_a_spool_keeps_records_across_processes_and_replaying_it_adds_no_duplica
     assert only["status"] == "success"
     timeline = asyncio.run(call(server.url, "tasks_get", span_id=only["span_id"]))
     assert [e["event_type"] for e in timeline["events"]] == ["myorg.checkpoint"]
+
+
+def test_no_start_carries_a_trace_id_and_each_run_takes_the_one_the_server_gives(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """A top-level run leaves its trace to the store (so it can join the task's open trace), a child
+    joins its parent's and a retry its first attempt's: the recorder never makes one up."""
+    spool = tmp_path / "spool.jsonl"
+    server.stop()
+    rec = Recorder.remote(server.url, spool=spool, backoff_max=0.2, wait=0.2)
+    try:
+        with rec.execution("top") as top, rec.execution("top", parent=top, type="worker") as child:
+            pass
+        with rec.execution("top", retry_of=top) as retry:
+            pass
+        assert (top.trace_id, child.trace_id, retry.trace_id) == (None, None, None)  # not known yet
+        starts = [op for op in map(json.loads, spool.read_text(encoding="utf-8").splitlines())
+                  if op["kind"] == "start"]  # fmt: skip
+        assert len(starts) == 3 and not any("trace_id" in op["args"] for op in starts)
+        server.start()
+        assert rec.flush(30) and rec.refused == []
+    finally:
+        rec.close()
+    runs = {r["span_id"]: r for r in listed(server.url, task_id="top")}
+    assert {r["trace_id"] for r in runs.values()} == {top.trace_id} and top.trace_id is not None
+    assert (child.trace_id, retry.trace_id, retry.attempt) == (top.trace_id, top.trace_id, 2)
+    assert runs[str(retry.span_id)]["retry_of"] == top.span_id
 
 
 def test_a_full_buffer_drops_new_records_and_counts_them(server: LiveServer) -> None:
