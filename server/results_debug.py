@@ -11,10 +11,19 @@ from typing import Any, ClassVar, Self
 from pydantic import Field, PrivateAttr
 
 from server.answer import Part
-from server.budget import Shape, Sized, encode_offsets, item_paths
+from server.budget import Shape, Sized, decode_offsets, encode_offsets, item_paths
 from server.render import clip, duration, plural, when
 from server.results import EXECUTION_URI, TEXT_ROWS, cut_note
-from store.analysis import FailureGroup, FailurePatterns, RunStats, SideEffectMatch, Step, TaskStats
+from store.analysis import (
+    FailureGroup,
+    FailurePatterns,
+    RunStats,
+    SideEffectMatch,
+    Step,
+    StepKey,
+    TaskStats,
+    step_key,
+)
 
 
 def _rows(prefix: str, table: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
@@ -307,17 +316,20 @@ class StepRow(Part):
         "full": (),
     }
     DROPS: ClassVar[tuple[str, ...]] = ("data", "tools", "files", "note", "actor")
+    _key: StepKey = PrivateAttr(default=(0, 0, 0))
 
     @classmethod
     def of(cls, step: Step, shape: Shape) -> Self:
-        fields = step.model_dump(exclude={"files", "tools", "error", "data"})
-        return cls(
+        fields = step.model_dump(exclude={"files", "tools", "error", "data", "seq"})
+        row = cls(
             **fields,
             error=shape.text(step.error, "message", "steps[].error", one_line=True),
             files=step.files or None,
             tools=step.tools or None,
             data=shape.data(step.data, "steps[].data") if step.data and shape.detail == "full" else None,
         )
+        row._key = step_key(step)
+        return row
 
     def line(self) -> str:
         gap = f"+{duration(self.gap_ms)}" if self.gap_ms is not None else "start"
@@ -333,12 +345,27 @@ class StepRow(Part):
         return text + (f" [anomaly: {self.anomaly}]" if self.anomaly else "")
 
 
+def timeline_call(task_id: str | None, trace_id: str | None) -> str:
+    """What a timeline cursor is bound to: it pages one task's or one trace's story, no other."""
+    trace = trace_id.strip().lower() if trace_id else None  # as the store keys it
+    return f"timeline|task_id={task_id}|trace_id={trace}"
+
+
+def timeline_position(cursor: str, task_id: str | None, trace_id: str | None) -> StepKey:
+    """The step key a timeline cursor names (InvalidInput when garbled or issued for another story)."""
+    us, rank, seq = decode_offsets(cursor, timeline_call(task_id, trace_id), 3)
+    return us, rank, seq
+
+
 class TimelineResult(Sized):
     task_id: str | None = None
     trace_id: str | None = None
     steps: list[StepRow] = Field(description="oldest first; when cut, the most recent steps are kept")
     returned: int
-    total: int = Field(description="executions + events recorded for it before `until`")
+    total: int = Field(description="executions + events recorded for it before `until` / `cursor`")
+    next_cursor: str | None = Field(
+        None, description="pass as cursor for the steps before these (ties on a timestamp included)"
+    )
 
     EXCLUDED = _rows("steps.*", StepRow.EXCLUDED)
     DROP_ORDER = item_paths("steps.*", StepRow.DROPS)
@@ -350,7 +377,7 @@ class TimelineResult(Sized):
         cls, steps: list[Step], shape: Shape, task_id: str | None, trace_id: str | None, total: int
     ) -> Self:
         rows = [StepRow.of(s, shape) for s in steps]
-        return cls(
+        answer = cls(
             task_id=task_id,
             trace_id=trace_id,
             steps=rows,
@@ -358,20 +385,29 @@ class TimelineResult(Sized):
             total=total,
             omitted=total - len(rows),
             detail=shape.detail,
-        ).settled(shape.clipped)
+        )
+        return answer.with_cursor().settled(shape.clipped)
+
+    def with_cursor(self) -> Self:
+        """With next_cursor at the oldest step shown, when older ones are left out."""
+        cursor = None
+        if self.omitted and self.steps:
+            cursor = encode_offsets(timeline_call(self.task_id, self.trace_id), *self.steps[0]._key)
+        return self.model_copy(update={"next_cursor": cursor})
 
     def trimmed(self, name: str, keep: int) -> Self:
         """The most recent `keep` steps (the story's end is what a debugger reads first)."""
         steps = self.steps[len(self.steps) - keep :] if keep else []
-        return self.model_copy(
+        cut = self.model_copy(
             update={"steps": steps, "returned": keep, "omitted": self.omitted + len(self.steps) - keep}
         )
+        return cut.with_cursor()
 
     def rest_hint(self) -> str | None:
         hints = []
         if self.omitted and self.steps:
             target = f"task_id='{self.task_id}'" if self.task_id else f"trace_id='{self.trace_id}'"
-            hints.append(f"Earlier steps: tasks_timeline({target}, until='{self.steps[0].at.isoformat()}').")
+            hints.append(f"Earlier steps: tasks_timeline({target}, cursor=next_cursor).")
         elif self.omitted:
             hints.append("detail='summary' fits more steps.")
         if self.dropped_fields or self.clipped_fields:
@@ -383,6 +419,8 @@ class TimelineResult(Sized):
         if not self.steps and not self.omitted:
             return f"Nothing is recorded for {what}."
         head = f"Timeline of {what}: {self.returned} of {plural(self.total, 'step')}, oldest first."
+        if self.next_cursor:
+            head += f' Earlier steps: cursor="{self.next_cursor}".'
         lines = [row.line() for row in self.steps[-2 * TEXT_ROWS :]]
         if len(self.steps) > 2 * TEXT_ROWS:
             lines.insert(

@@ -36,6 +36,7 @@ from server.results_debug import (
     SideEffectsResult,
     StatsResult,
     TimelineResult,
+    timeline_position,
 )
 from server.toolkit import READ_ONLY, ToolSpec, reply_fitted, store_of
 from store.analysis import timeline_steps
@@ -110,12 +111,15 @@ async def tasks_timeline(
     task_id: TimelineTask = None,
     trace_id: TimelineTrace = None,
     until: TimelineUntil = None,
+    cursor: TraceCursor = None,
     detail: DetailArg = "standard",
     max_tokens: MaxTokens = DEFAULT_MAX_TOKENS,
 ) -> Annotated[CallToolResult, TimelineResult]:
     """One task's (or one trace's) story in time order: lifecycle events, runs and retries, workers,
-    handoffs and files written, with the time between steps. The most recent steps when it is long."""
-    story = await store_of(ctx).story(task_id=task_id, trace_id=trace_id, until=until)
+    handoffs and files written, with the time between steps. The most recent steps when it is long;
+    next_cursor pages back."""
+    before = timeline_position(cursor, task_id, trace_id) if cursor else None
+    story = await store_of(ctx).story(task_id=task_id, trace_id=trace_id, until=until, before=before)
     steps, total = timeline_steps(story), story.executions_total + story.events_total
     fitted = fit_shaped(
         lambda shape: TimelineResult.of(steps, shape, task_id, story.trace_id, total), detail, max_tokens

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from store.fingerprint import normalize_message
 from store.models import Execution, LifecycleEvent
+from store.timeutil import to_us
 
 StatsGroupBy = Literal["task_id", "task_type", "actor"]
 SideEffectKind = Literal["file", "dir", "tool", "artifact", "script"]
@@ -181,7 +182,8 @@ class SideEffectPage(_View):
 
 class Story(_View):
     """The raw material of a timeline: executions and events of one task or one trace, the most
-    recent ones before `until`, and how many there are in all."""
+    recent ones before `until` (and before a step key, see `bounds_before`), how many there are in
+    all, and each row's store sequence number (what orders rows that share a timestamp)."""
 
     task_id: str | None
     trace_id: str | None
@@ -189,6 +191,27 @@ class Story(_View):
     events: list[LifecycleEvent]
     executions_total: int
     events_total: int
+    execution_seqs: list[int] | None = None
+    event_seqs: list[int] | None = None
+
+
+StepKey = tuple[int, int, int]
+"""A step's place in a timeline: (microseconds, 0 for an event or 1 for an execution, seq). Events
+come before executions at the same instant; `seq` orders rows of one kind that share it."""
+
+
+def step_key(step: Step) -> StepKey:
+    return (to_us(step.at), 0 if step.kind == "event" else 1, step.seq or 0)
+
+
+def bounds_before(key: StepKey) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The steps strictly before `key`, as a bound on each table's (time_us, seq) row value (rows
+    with a smaller row value): (executions' bound, events' bound). seq starts at 1, so (t, 0)
+    excludes every row at t, and (t + 1, 0) includes every row at t."""
+    us, rank, seq = key
+    if rank == 0:  # an event: executions at `us` come after it, earlier events at `us` before it
+        return (us, 0), (us, seq)
+    return (us, seq), (us + 1, 0)
 
 
 class Step(_View):
@@ -208,20 +231,28 @@ class Step(_View):
     note: str | None = None
     anomaly: str | None = None
     data: dict[str, Any] | None = None
+    seq: int | None = Field(None, description="the row's store sequence number (orders ties)")
 
 
 _NOTE_KEYS = ("worker_id", "handoff_id", "to_master", "assigned_to", "progress", "status", "reason", "result")
 
 
 def timeline_steps(story: Story) -> list[Step]:
-    """Executions and events as one time-ordered list, each with the gap since the one before.
-    When one kind was cut at its limit, the steps before its oldest kept item are left out so the
-    story is complete from where it starts."""
-    steps = [_run_step(e) for e in story.executions] + [_event_step(ev) for ev in story.events]
-    start = _complete_from(story)
-    steps = sorted(
-        (s for s in steps if start is None or s.at >= start), key=lambda s: (s.at, s.kind != "event")
-    )
+    """Executions and events as one time-ordered list (by `step_key`), each with the gap since the
+    one before. When one kind was cut at its limit, the steps before its oldest kept item are left
+    out so the story is complete from where it starts (and the next page, before the oldest step
+    shown, misses nothing)."""
+    run_seqs = _seqs(story.execution_seqs, story.executions)
+    event_seqs = _seqs(story.event_seqs, story.events)
+    runs = [_run_step(e, seq) for e, seq in zip(story.executions, run_seqs, strict=True)]
+    events = [_event_step(ev, seq) for ev, seq in zip(story.events, event_seqs, strict=True)]
+    cut = []
+    if runs and len(runs) < story.executions_total:
+        cut.append(min(step_key(s) for s in runs))
+    if events and len(events) < story.events_total:
+        cut.append(min(step_key(s) for s in events))
+    start = max(cut) if cut else None
+    steps = sorted((s for s in runs + events if start is None or step_key(s) >= start), key=step_key)
     gaps: list[Step] = []
     for index, step in enumerate(steps):
         gap = None if index == 0 else int((step.at - steps[index - 1].at).total_seconds() * 1000)
@@ -229,16 +260,11 @@ def timeline_steps(story: Story) -> list[Step]:
     return gaps
 
 
-def _complete_from(story: Story) -> datetime | None:
-    cut = []
-    if story.executions and len(story.executions) < story.executions_total:
-        cut.append(min(e.started_at for e in story.executions))
-    if story.events and len(story.events) < story.events_total:
-        cut.append(min(ev.ts for ev in story.events))
-    return max(cut) if cut else None
+def _seqs(seqs: list[int] | None, items: list[Any]) -> list[int | None]:
+    return list(seqs) if seqs is not None else [None] * len(items)
 
 
-def _run_step(e: Execution) -> Step:
+def _run_step(e: Execution, seq: int | None = None) -> Step:
     error = f"{e.error.type}: {e.error.message}" if e.error else None
     return Step(
         at=e.started_at,
@@ -254,10 +280,11 @@ def _run_step(e: Execution) -> Step:
         error=error,
         files=list(e.io.files_written),
         tools=list(e.io.tool_calls),
+        seq=seq,
     )
 
 
-def _event_step(ev: LifecycleEvent) -> Step:
+def _event_step(ev: LifecycleEvent, seq: int | None = None) -> Step:
     notes = [f"{key}={ev.data[key]}" for key in _NOTE_KEYS if isinstance(ev.data.get(key), str | int | float)]
     error = ev.data.get("error")
     if isinstance(error, dict) and error.get("type"):
@@ -272,4 +299,5 @@ def _event_step(ev: LifecycleEvent) -> Step:
         note=", ".join(notes) or None,
         anomaly=ev.anomaly,
         data=ev.data or None,
+        seq=seq,
     )

@@ -23,6 +23,7 @@ from store.analysis import (
     SideEffectKind,
     SideEffectPage,
     StatsGroupBy,
+    StepKey,
     Story,
     TaskStats,
 )
@@ -278,9 +279,10 @@ class Store:
 
     async def story(
         self, *, task_id: str | None = None, trace_id: str | None = None, until: datetime | None = None,
-        limit: int = STORY_LIMIT_MAX,
+        limit: int = STORY_LIMIT_MAX, before: StepKey | None = None,
     ) -> Story:  # fmt: skip
-        """The most recent executions and events of one task or one trace before `until`."""
+        """The most recent executions and events of one task or one trace before `until`, and
+        before the step `before` (store.analysis.step_key of the oldest step a page showed)."""
         if (task_id is None) == (trace_id is None):
             raise InvalidInput(
                 "task_id",
@@ -289,7 +291,7 @@ class Store:
             )
         _check_limit(limit, STORY_LIMIT_MAX)
         trace = trace_id.strip().lower() if trace_id else None
-        return await self._backend.story(task_id, trace, until, limit)
+        return await self._backend.story(task_id, trace, until, limit, before)
 
     async def side_effects(
         self, kind: SideEffectKind, value: str, *, since: datetime | None = None,

@@ -143,30 +143,41 @@ def durations_ranked(scope: Query, group_by: str | None) -> Query:
 # ---- timeline ----------------------------------------------------------------------------
 
 
-def story_executions(column: str, key: str, until_us: int | None, limit: int) -> Query:
-    """The most recent executions of a task or trace before `until_us`, newest first."""
+Bound = tuple[int, int] | None
+"""Only rows whose (time_us, seq) row value is below this (store.analysis.bounds_before)."""
+
+
+def _story_where(column: str, key: str, time: str, until_us: int | None, before: Bound) -> Query:
     if column not in ("task_id", "trace_id"):
         raise ValueError(column)
-    where, params = _where([(f"{column} = ?", key), ("started_us < ?", until_us)])
+    where, params = _where([(f"{column} = ?", key), (f"{time} < ?", until_us)])
+    if before is not None:
+        where, params = f"{where} AND ({time}, seq) < (?, ?)", [*params, *before]
+    return where, params
+
+
+def story_executions(column: str, key: str, until_us: int | None, limit: int, before: Bound = None) -> Query:
+    """The most recent executions of a task or trace before `until_us` and `before`, newest first,
+    each with its seq."""
+    where, params = _story_where(column, key, "started_us", until_us, before)
     sql = (
-        f"SELECT {EXECUTION_SELECT} FROM executions WHERE {where} ORDER BY started_us DESC, seq DESC LIMIT ?"
+        f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE {where} "
+        "ORDER BY started_us DESC, seq DESC LIMIT ?"
     )
     return sql, [*params, limit]
 
 
-def story_events(column: str, key: str, until_us: int | None, limit: int) -> Query:
-    if column not in ("task_id", "trace_id"):
-        raise ValueError(column)
-    where, params = _where([(f"{column} = ?", key), ("ts_us < ?", until_us)])
-    sql = f"SELECT {EVENT_SELECT} FROM events WHERE {where} ORDER BY ts_us DESC, seq DESC LIMIT ?"
+def story_events(column: str, key: str, until_us: int | None, limit: int, before: Bound = None) -> Query:
+    where, params = _story_where(column, key, "ts_us", until_us, before)
+    sql = f"SELECT seq, {EVENT_SELECT} FROM events WHERE {where} ORDER BY ts_us DESC, seq DESC LIMIT ?"
     return sql, [*params, limit]
 
 
-def story_counts(column: str, key: str, until_us: int | None) -> Query:
-    if column not in ("task_id", "trace_id"):
-        raise ValueError(column)
-    runs, run_params = _where([(f"{column} = ?", key), ("started_us < ?", until_us)])
-    events, event_params = _where([(f"{column} = ?", key), ("ts_us < ?", until_us)])
+def story_counts(
+    column: str, key: str, until_us: int | None, runs_before: Bound = None, events_before: Bound = None
+) -> Query:
+    runs, run_params = _story_where(column, key, "started_us", until_us, runs_before)
+    events, event_params = _story_where(column, key, "ts_us", until_us, events_before)
     sql = (
         f"SELECT (SELECT COUNT(*) FROM executions WHERE {runs}), (SELECT COUNT(*) FROM events WHERE {events})"
     )

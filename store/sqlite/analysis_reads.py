@@ -24,8 +24,10 @@ from store.analysis import (
     RunStats,
     SideEffectMatch,
     SideEffectPage,
+    StepKey,
     Story,
     TaskStats,
+    bounds_before,
     bucket_width_us,
     percentile_rank,
 )
@@ -93,20 +95,29 @@ class AnalysisMixin:
         return TaskStats(groups=groups, total_groups=len(tallies))
 
     async def story(
-        self, task_id: str | None, trace_id: str | None, until: datetime | None, limit: int
+        self,
+        task_id: str | None,
+        trace_id: str | None,
+        until: datetime | None,
+        limit: int,
+        before: StepKey | None = None,
     ) -> Story:
         column, key = ("trace_id", trace_id) if trace_id is not None else ("task_id", task_id or "")
+        runs_before, events_before = bounds_before(before) if before is not None else (None, None)
         async with self._readers.snapshot() as snap:
-            runs = await snap.all(*aq.story_executions(column, key, _us(until), limit))
-            events = await snap.all(*aq.story_events(column, key, _us(until), limit))
-            runs_total, events_total = await snap.one(*aq.story_counts(column, key, _us(until)))
+            runs = await snap.all(*aq.story_executions(column, key, _us(until), limit, runs_before))
+            events = await snap.all(*aq.story_events(column, key, _us(until), limit, events_before))
+            counts = aq.story_counts(column, key, _us(until), runs_before, events_before)
+            runs_total, events_total = await snap.one(*counts)
         return Story(
             task_id=task_id,
             trace_id=trace_id,
-            executions=[rows.execution_from(r) for r in reversed(runs)],
-            events=[rows.event_from(r) for r in reversed(events)],
+            executions=[rows.execution_from(r[1:]) for r in reversed(runs)],
+            events=[rows.event_from(r[1:]) for r in reversed(events)],
             executions_total=int(runs_total),
             events_total=int(events_total),
+            execution_seqs=[int(r[0]) for r in reversed(runs)],
+            event_seqs=[int(r[0]) for r in reversed(events)],
         )
 
     async def side_effects(

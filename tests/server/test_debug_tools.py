@@ -55,13 +55,13 @@ async def test_failure_patterns_page_with_their_cursor(connect: Connect) -> None
         await _failing_history(client)
         first = await ok(client, "tasks_failure_patterns", limit=1)
         second = await ok(client, "tasks_failure_patterns", limit=1, cursor=first["next_cursor"])
+        whole = await ok(client, "tasks_failure_patterns", limit=2)
         await assert_readable_error(
             client, "tasks_failure_patterns", {"cursor": first["next_cursor"], "task_id": "x"}, ["cursor"]
         )
     assert first["has_more"] and not second["has_more"]
-    assert {g["fingerprint"] for g in first["groups"] + second["groups"]} == {
-        g["fingerprint"] for g in (first["groups"] + second["groups"])
-    } and len(first["groups"] + second["groups"]) == 2
+    paged = [g["fingerprint"] for g in first["groups"] + second["groups"]]
+    assert paged == [g["fingerprint"] for g in whole["groups"]] and len(set(paged)) == 2  # no repeat, no gap
 
 
 async def test_stats_answer_one_row_or_one_per_group(connect: Connect) -> None:
@@ -94,13 +94,18 @@ async def test_the_timeline_tells_the_seed_000_story_with_workers_and_handoffs(c
     assert "Timeline of task task-001" in text and "handoff_created" in text
 
 
-async def test_the_timeline_pages_back_with_until(connect: Connect) -> None:
+async def test_the_timeline_pages_back_with_its_cursor_and_until(connect: Connect) -> None:
     async with connect() as client:
         await walk_seed_000(client)
+        whole = await ok(client, "tasks_timeline", task_id=SEED_TASK)
         small = await ok(client, "tasks_timeline", task_id=SEED_TASK, max_tokens=1000)
-        assert small["truncated"] and small["omitted"] > 0 and "until=" in small["rest"]
-        earlier = await ok(client, "tasks_timeline", task_id=SEED_TASK, until=small["steps"][0]["at"])
-    assert earlier["total"] < small["total"]
+        assert small["truncated"] and small["omitted"] > 0 and "cursor=next_cursor" in small["rest"]
+        earlier = await ok(client, "tasks_timeline", task_id=SEED_TASK, cursor=small["next_cursor"])
+        until = await ok(client, "tasks_timeline", task_id=SEED_TASK, until=small["steps"][0]["at"])
+    assert earlier["total"] == small["total"] - small["returned"] and not earlier["truncated"]
+    steps = [(s["at"], s["name"], s.get("span_id")) for s in earlier["steps"] + small["steps"]]
+    assert steps == [(s["at"], s["name"], s.get("span_id")) for s in whole["steps"]]  # no gap, no repeat
+    assert until["total"] <= earlier["total"]  # until still bounds the window (strictly before it)
 
 
 @pytest.mark.parametrize(
