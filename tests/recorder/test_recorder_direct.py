@@ -13,7 +13,7 @@ import pytest
 from recorder import Recorder, current_run
 from store import Store
 from store.lifecycle import LIFECYCLE_EVENT_TYPES
-from store.models import Execution, ExecutionFilter
+from store.models import Execution, ExecutionFilter, TaskTimeline
 
 
 @pytest.fixture
@@ -203,29 +203,52 @@ def test_children_join_the_parent_trace(rec: Recorder, db_path: Path) -> None:
 
 
 def test_the_18_lifecycle_events_are_methods_and_drive_the_task(rec: Recorder, db_path: Path) -> None:
-    assert all(callable(getattr(rec, name)) for name in LIFECYCLE_EVENT_TYPES)
-    rec.task_created("task-001", priority="high")
-    rec.task_assigned("task-001", assigned_to="security-master")
-    rec.task_started("task-001")
-    rec.worker_spawned("task-001", "worker-scan-001", worker_type="scan-worker")
-    rec.worker_progress("task-001", "worker-scan-001", progress_percentage=50)
-    rec.worker_completed("task-001", "worker-scan-001")
-    rec.handoff_created("task-001", "h-1", to_master="dev-master")
-    rec.handoff_accepted("task-001", "h-1")
-    rec.handoff_completed("task-001", "h-1")
-    rec.task_completed("task-001", deliverables=["report.json"])
+    failure = {"type": "TimeoutError", "message": "scanner timed out"}
+    calls: list[tuple[str, str, str]] = []  # (task, type, event_id) in the order they were called
+
+    def emit(name: str, task: str, *args: str, **data: object) -> None:
+        calls.append((task, name, getattr(rec, name)(task, *args, **data)))
+
+    emit("task_created", "task-001", priority="high")
+    emit("task_assigned", "task-001", assigned_to="security-master")
+    emit("task_started", "task-001")  # opens attempt 1
+    emit("worker_spawned", "task-001", "worker-scan-001", worker_type="scan-worker")
+    emit("worker_started", "task-001", "worker-scan-001")
+    emit("worker_progress", "task-001", "worker-scan-001", progress_percentage=50)
+    emit("worker_completed", "task-001", "worker-scan-001")
+    emit("worker_spawned", "task-001", "worker-lint-002", worker_type="lint-worker")
+    emit("worker_failed", "task-001", "worker-lint-002", error=failure)
+    emit("task_blocked", "task-001", reason="waiting for the dependency scan")
+    emit("task_unblocked", "task-001")
+    emit("task_reassigned", "task-001", assigned_to="dev-master")
+    emit("task_escalated", "task-001", reason="two workers disagree")
+    emit("handoff_created", "task-001", "h-1", to_master="review-master")
+    emit("handoff_accepted", "task-001", "h-1")
+    emit("handoff_completed", "task-001", "h-1")
+    emit("task_failed", "task-001", error=failure)  # closes attempt 1
+    emit("task_started", "task-001")  # attempt 2 retries it
+    emit("task_completed", "task-001", deliverables=["report.json"])
+    emit("task_created", "task-002")
+    emit("task_started", "task-002")
+    emit("task_cancelled", "task-002", reason="superseded by task-001")
+    assert {name for _, name, _ in calls} == set(LIFECYCLE_EVENT_TYPES) and len(LIFECYCLE_EVENT_TYPES) == 18
     assert rec.flush(10) and rec.refused == []
 
-    async def read() -> tuple[str, int, int]:
+    async def read(task: str) -> TaskTimeline:
         async with await Store.open(str(db_path)) as store:
-            timeline = await store.timeline("task-001")
-            return (
-                timeline.task.state if timeline.task else "",
-                len(timeline.events),
-                len(timeline.executions),
-            )
+            return await store.timeline(task)
 
-    assert asyncio.run(read()) == ("completed", 10, 2)
+    for task, state in (("task-001", "completed"), ("task-002", "cancelled")):
+        timeline = asyncio.run(read(task))
+        stored = [(e.event_type, e.event_id, e.anomaly) for e in timeline.events]
+        assert stored == [(name, event_id, None) for t, name, event_id in calls if t == task]
+        assert timeline.task is not None and timeline.task.state == state
+    runs = asyncio.run(read("task-001")).executions
+    assert sorted((e.worker_id or "", e.attempt, e.status) for e in runs) == [
+        ("", 1, "failed"), ("", 2, "success"), ("worker-lint-002", 1, "failed"),
+        ("worker-scan-001", 1, "success"),
+    ]  # fmt: skip
+    assert [e.status for e in asyncio.run(read("task-002")).executions] == ["cancelled"]
 
 
 def test_a_refused_record_is_a_warning_not_an_exception(
