@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from store.errors import InvalidInput
+from store.errors import Conflict, InvalidInput
 from store.fingerprint import stack_hash
 from store.ids import derived_idempotency_key, execution_id, is_uuid4, require_uuid4, session_id, slugify
 from store.models import (
@@ -184,6 +184,7 @@ def new_execution(req: StartRequest, policy: Policy, lineage: Lineage, now: date
 
 def _trace_and_attempt(req: StartRequest, lineage: Lineage) -> tuple[str, int]:
     if lineage.retried is not None:
+        _check_same_task(req, lineage.retried)
         trace_id = lineage.retried.trace_id
         if req.trace_id is not None and req.trace_id.strip().lower() != trace_id:
             raise InvalidInput(
@@ -192,10 +193,34 @@ def _trace_and_attempt(req: StartRequest, lineage: Lineage) -> tuple[str, int]:
                 f"({req.retry_of})",
                 hint="Omit trace_id when retry_of is given: a retry stays on its first attempt's trace.",
             )
+        _check_finished(lineage.retried)
         return trace_id, lineage.retried.attempt + 1
     if lineage.parent is not None and req.trace_id is None:
         return lineage.parent.trace_id, 1
     return require_uuid4("trace_id", req.trace_id), 1
+
+
+def _check_same_task(req: StartRequest, retried: Execution) -> None:
+    """A retry repeats an attempt of the same task: another task's execution would pull this run
+    into that task's trace."""
+    if retried.task_id != req.task_id:
+        raise InvalidInput(
+            "retry_of",
+            f"{retried.span_id} is an execution of task {retried.task_id}, not of {req.task_id}",
+            hint="Pass the span_id of one of this task's executions (tasks_list with task_id shows them), "
+            "or omit retry_of to start a first attempt.",
+        )
+
+
+def _check_finished(retried: Execution) -> None:
+    """A running attempt has no outcome yet (it may still succeed), so it cannot be retried.
+    Retrying a success is a legitimate re-run and stays allowed."""
+    if retried.status == "running":
+        raise Conflict(
+            "retry_of",
+            f"execution {retried.span_id} is still running; its outcome is not known yet",
+            hint="Finish it first (tasks_finish with its span_id and status), then start the retry.",
+        )
 
 
 def _memory_count(req: StartRequest) -> int:

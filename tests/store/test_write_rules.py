@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from store import Conflict, Store
+from store import Conflict, InvalidInput, Store
 from store.models import ErrorInput, FinishRequest, RecordRequest, StartRequest
 
 T0 = datetime(2025, 11, 4, 18, 29, 12, tzinfo=UTC)
@@ -75,3 +75,38 @@ async def test_the_same_key_for_the_same_task_is_still_a_duplicate(store: Store)
     first = (await store.start(StartRequest(task_id="A", idempotency_key="k"))).execution
     again = await store.start(StartRequest(task_id="A", idempotency_key="k"))
     assert again.duplicate and again.execution.span_id == first.span_id
+
+
+# ---- retries stay within their task and follow a known outcome ---------------------------
+
+
+async def test_retrying_an_execution_of_another_task_is_refused_naming_retry_of(store: Store) -> None:
+    other = (await store.start(StartRequest(task_id="A"))).execution
+    await store.finish(FinishRequest(span_id=other.span_id, status="failed", error=BOOM))
+    with pytest.raises(InvalidInput) as caught:
+        await store.start(StartRequest(task_id="B", retry_of=other.span_id))
+    assert caught.value.field == "retry_of" and "task A" in str(caught.value) and caught.value.hint
+    assert (await store.trace(other.trace_id)).executions == [(await store.get(other.span_id)).execution]
+    with pytest.raises(InvalidInput):
+        await store.record(recorded("success", retry_of=other.span_id))
+    assert (await store.list_executions()).total == 1
+
+
+async def test_retrying_an_execution_that_is_still_running_is_refused_until_it_finishes(
+    store: Store,
+) -> None:
+    first = (await store.start(StartRequest(task_id="t"))).execution
+    with pytest.raises(Conflict) as caught:
+        await store.start(StartRequest(task_id="t", retry_of=first.span_id))
+    assert caught.value.field == "retry_of" and "still running" in str(caught.value)
+    assert caught.value.hint is not None and "finish it first" in caught.value.hint.lower()
+    await store.finish(FinishRequest(span_id=first.span_id, status="failed", error=BOOM))
+    retry = (await store.start(StartRequest(task_id="t", retry_of=first.span_id))).execution
+    assert (retry.attempt, retry.trace_id) == (2, first.trace_id)
+
+
+async def test_retrying_a_success_is_a_re_run_on_the_same_trace(store: Store) -> None:
+    first = (await store.start(StartRequest(task_id="t"))).execution
+    await store.finish(FinishRequest(span_id=first.span_id, status="success"))
+    rerun = (await store.start(StartRequest(task_id="t", retry_of=first.span_id))).execution
+    assert (rerun.attempt, rerun.retry_of, rerun.trace_id) == (2, first.span_id, first.trace_id)

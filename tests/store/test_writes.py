@@ -76,6 +76,7 @@ async def test_a_retry_with_a_different_trace_id_is_refused(store: Store) -> Non
 
 async def test_the_same_attempt_cannot_be_retried_twice(store: Store) -> None:
     first = (await store.start(StartRequest(task_id="t"))).execution
+    await store.finish(failing(first.span_id))
     await store.start(StartRequest(task_id="t", retry_of=first.span_id))
     with pytest.raises(Conflict) as caught:
         await store.start(StartRequest(task_id="t", retry_of=first.span_id))
