@@ -13,6 +13,7 @@ else stays a crash on purpose: its text is not for the caller.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -112,13 +113,24 @@ def check_arguments(tool: str, arguments: Mapping[str, Any], accepted: Iterable[
             f"{tool}: unknown argument(s) {', '.join(map(repr, unknown))}; nothing was written. "
             f"Accepted arguments: {', '.join(sorted(known))}."
         )
-    where = find_invalid_text(arguments)
+    where = None if _all_text_valid(arguments) else find_invalid_text(arguments)
     if where is not None:
         raise ToolError(
             f"{tool}: {where} is not valid Unicode text (it contains bytes that are not UTF-8, or a lone "
             "surrogate such as \\ud800); nothing was written. Send the text as valid UTF-8, replacing or "
             "dropping the broken character."
         )
+
+
+def _all_text_valid(arguments: Mapping[str, Any]) -> bool:
+    """One C-speed pass: every string (keys too) lands unescaped in this dump, so it encodes and lacks
+    the wire's mark exactly when every string is storable; only otherwise is the walk needed."""
+    try:
+        dumped = json.dumps(arguments, ensure_ascii=False, default=str)
+        dumped.encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return False
+    return BROKEN not in dumped
 
 
 def find_invalid_text(value: Any, path: str = "") -> str | None:
