@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -70,11 +71,20 @@ AttributeValue = str | bool | int | float | Sequence[str]
 
 
 def trace_id_of(value: str) -> int:
-    return uuid.UUID(value).int
+    return _id_bits(value)
 
 
 def span_id_of(value: str) -> int:
-    return uuid.UUID(value).int & _LOW_64
+    return _id_bits(value) & _LOW_64
+
+
+def _id_bits(value: str) -> int:
+    """The UUID's 128 bits; an id that is no UUID (a store filled around its write path) gets the
+    first 128 bits of its sha256, so the export still runs and stays stable across runs."""
+    try:
+        return uuid.UUID(value).int
+    except ValueError:
+        return int.from_bytes(hashlib.sha256(value.encode()).digest()[:16], "big") or 1
 
 
 def endpoint_of(given: str | None, environ: dict[str, str] | None = None) -> str:

@@ -183,3 +183,10 @@ def test_the_cli_exports_to_the_receiver_and_exits_1_when_it_had_to_fall_back(
     )
     err = capsys.readouterr().err
     assert code == 1 and "warning" in err and len(fallback.read_text(encoding="utf-8").splitlines()) == 3
+
+
+@pytest.mark.parametrize("value", ["not-a-uuid", "task-001:attempt-2"])
+def test_an_id_that_is_no_uuid_still_maps_to_stable_nonzero_otel_ids(value: str) -> None:
+    assert trace_id_of(value) == trace_id_of(value) != 0
+    assert 0 < span_id_of(value) < 1 << 64
+    assert trace_id_of(value) != trace_id_of(value + "x")
