@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def now_utc() -> datetime:
@@ -14,7 +15,7 @@ def now_utc() -> datetime:
 
 def to_us(moment: datetime) -> int:
     """Microseconds since the epoch; `moment` must be timezone-aware."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def from_us(micros: int) -> datetime:

@@ -41,8 +41,12 @@ TASK_COLUMNS: tuple[str, ...] = (
 TASK_SELECT = ", ".join(TASK_COLUMNS)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    # One encoder for every call: json.dumps with options builds a new JSONEncoder each time.
+    return _ENCODER.encode(value)
 
 
 def _maybe_us(value: Any) -> int | None:

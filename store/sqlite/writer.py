@@ -45,7 +45,9 @@ class GroupCommitWriter:
             raise StoreUnavailable("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future))
-        return await asyncio.shield(future)
+        # No shield needed: a caller cancelled while waiting cancels only this future, and
+        # the job still runs and commits with its batch (_settle skips a future that is done).
+        return await future
 
     async def close(self) -> None:
         self._queue.put_nowait(None)
