@@ -470,6 +470,9 @@ class LastFailedResult(Sized):
     returned: int = Field(0, description="failures in this answer")
     total: int = Field(0, description="failures in the window (same as total_failures)")
     patterns_total: int = Field(0, description="distinct stack_hash groups in the window")
+    next_cursor: str | None = Field(
+        None, description="pass as cursor (same arguments) for the failures after these"
+    )
 
     EXCLUDED = _merge(
         _rows("failures.*", ExecutionRow),
@@ -492,9 +495,20 @@ class LastFailedResult(Sized):
     TRIM = (("failures", 1), "error_patterns", "failures")
     _window: str = PrivateAttr(default="")
     _older_left_out: bool = PrivateAttr(default=False)
+    _call: str | None = PrivateAttr(default=None)
+    _positions: list[tuple[int, int]] = PrivateAttr(default_factory=list)
 
     @classmethod
-    def of(cls, view: LastFailed, shape: Shape = STANDARD, window: str = "") -> Self:
+    def of(
+        cls,
+        view: LastFailed,
+        shape: Shape = STANDARD,
+        window: str = "",
+        positions: list[tuple[int, int]] | None = None,
+        call: str | None = None,
+    ) -> Self:
+        """`positions` ((started_us, seq) of each failure) and `call` (what its cursor is bound to,
+        `last_failed_call`) give the answer a next_cursor; without them it names an `until`."""
         answer = cls(
             failures=[FailureSummary.of_failure(f, shape) for f in view.failures],
             error_patterns=[ErrorPatternSummary.of(p, shape) for p in view.error_patterns],
@@ -506,17 +520,28 @@ class LastFailedResult(Sized):
             detail=shape.detail,
         )
         answer._window = window
-        return answer.settled(shape.clipped)
+        if positions is not None and call is not None:
+            answer._call, answer._positions = call, positions
+        return answer.with_cursor().settled(shape.clipped)
+
+    def with_cursor(self) -> Self:
+        """With next_cursor after the last failure shown, when there are more."""
+        cursor = None
+        if self.has_more and self.failures and self._call is not None:
+            cursor = encode_offsets(self._call, *self._positions[len(self.failures) - 1])
+        return self.model_copy(update={"next_cursor": cursor})
 
     def trimmed(self, name: str, keep: int) -> Self:
         cut = super().trimmed(name, keep)
         older = name == "failures" and keep < len(self.failures)
         cut = cut.model_copy(update={"returned": len(cut.failures), "has_more": cut.has_more or older})
         cut._older_left_out = self._older_left_out or older
-        return cut
+        return cut.with_cursor()
 
     def older_call(self) -> str | None:
         """The call that returns the failures after the last one shown."""
+        if self.next_cursor:
+            return f'tasks_last_failed with the same arguments and cursor="{self.next_cursor}"'
         if not self.failures:
             return None
         until = self.failures[-1].started_at.isoformat()
@@ -524,13 +549,17 @@ class LastFailedResult(Sized):
 
     def rest_hint(self) -> str | None:
         hints = []
-        if self._older_left_out and self.failures:
+        if self._older_left_out and self.next_cursor:
+            hints.append(
+                "Older failures: call tasks_last_failed again with the same arguments and cursor=next_cursor."
+            )
+        elif self._older_left_out and self.failures:
             hints.append(f"Older failures: {self.older_call()}.")
-            if self.detail != "summary":
-                hints.append("detail='summary' fits more failures per answer.")
         elif self._older_left_out:
             fewer = " or detail='summary'" if self.detail != "summary" else ""
             hints.append(f"Not even one failure fits this max_tokens: raise max_tokens{fewer}.")
+        if self._older_left_out and self.failures and self.detail != "summary":
+            hints.append("detail='summary' fits more failures per answer.")
         if self.omitted and len(self.error_patterns) < min(self.patterns_total, 20):
             hints.append("Every error group, page by page: tasks_failure_patterns.")
         if self.dropped_fields or self.clipped_fields:
@@ -548,6 +577,14 @@ class LastFailedResult(Sized):
         parts += ["Error patterns:", *_lines(self.error_patterns, "patterns", limit=TEXT_ROWS // 2)]
         parts.append("Next: tasks_by_trace(trace_id) shows a failure's whole story.")
         return "\n".join([*parts, *cut_note(self)])
+
+
+def last_failed_call(
+    task_id: str | None, since: datetime | None, until: datetime | None, unique_errors: bool
+) -> str:
+    """What a tasks_last_failed cursor is bound to: the window and the kind of list it pages."""
+    window = [task_id, since and since.isoformat(), until and until.isoformat(), unique_errors]
+    return f"last_failed|{window}"
 
 
 # ---- tasks_get ---------------------------------------------------------------------------

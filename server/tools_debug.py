@@ -10,11 +10,12 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 
-from server.budget import DEFAULT_MAX_TOKENS, decode_offsets, fit_shaped
+from server.budget import DEFAULT_MAX_TOKENS, Shape, decode_offsets, fit_shaped
 from server.params import (
     Cursor,
     DetailArg,
     EffectsLimit,
+    FailedLimit,
     FileArg,
     GroupBy,
     GroupsLimit,
@@ -28,9 +29,11 @@ from server.params import (
     TimelineUntil,
     ToolCallArg,
     TraceCursor,
+    UniqueErrors,
     Until,
     Workers,
 )
+from server.results import LastFailedResult, last_failed_call
 from server.results_debug import (
     FailurePatternsResult,
     SideEffectsResult,
@@ -49,6 +52,34 @@ def _described(**scope: Any) -> str:
         f"{k}={v.isoformat() if isinstance(v, datetime) else v!r}" for k, v in scope.items() if v is not None
     ]
     return ", ".join(shown)
+
+
+async def tasks_last_failed(
+    ctx: Context,
+    limit: FailedLimit = 10,
+    task_id: TaskFilter = None,
+    since: Since = None,
+    until: Until = None,
+    unique_errors: UniqueErrors = False,
+    cursor: TraceCursor = None,
+    detail: DetailArg = "standard",
+    max_tokens: MaxTokens = DEFAULT_MAX_TOKENS,
+) -> Annotated[CallToolResult, LastFailedResult]:
+    """The most recent failed executions with their last events, plus error patterns (stack_hash, count,
+    first/last seen, an example trace) over every failure in the window; next_cursor pages to older
+    failures. Start debugging here."""
+    call = last_failed_call(task_id, since, until, unique_errors)
+    before = decode_offsets(cursor, call, 2) if cursor else None
+    page = await store_of(ctx).failure_page(
+        limit=limit, task_id=task_id, since=since, until=until, unique_errors=unique_errors, before=before
+    )
+    shown = _described(task_id=task_id, since=since)
+    window = f"{shown}, " if shown else ""
+
+    def build(shape: Shape) -> LastFailedResult:
+        return LastFailedResult.of(page.view, shape, window=window, positions=page.positions, call=call)
+
+    return reply_fitted(fit_shaped(build, detail, max_tokens))
 
 
 async def tasks_failure_patterns(

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from store.fingerprint import normalize_message
-from store.models import Execution, LifecycleEvent
+from store.models import Execution, LastFailed, LifecycleEvent
 from store.timeutil import to_us
 
 StatsGroupBy = Literal["task_id", "task_type", "actor"]
@@ -158,6 +158,20 @@ class RunStats(_View):
 class TaskStats(_View):
     groups: list[RunStats]
     total_groups: int
+
+
+# ---- recent failures, page by page -------------------------------------------------------
+
+FailurePosition = tuple[int, int]
+"""A failure's place in tasks_last_failed's order: (started_us, seq), newest first."""
+
+
+class FailurePage(_View):
+    """tasks_last_failed's view with where each failure stands, so a page can end anywhere
+    (even inside a run of failures that share a started_at) and the next one start right after."""
+
+    view: LastFailed
+    positions: list[FailurePosition] = Field(description="(started_us, seq) of each failure, in order")
 
 
 # ---- side effects ------------------------------------------------------------------------

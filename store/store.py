@@ -19,6 +19,7 @@ from store.analysis import (
     PATTERNS_LIMIT_MAX,
     STATS_GROUPS_MAX,
     STORY_LIMIT_MAX,
+    FailurePage,
     FailurePatterns,
     SideEffectKind,
     SideEffectPage,
@@ -159,6 +160,15 @@ class Store:
         """The most recent failures, plus error patterns over every failure in the window."""
         _check_limit(limit, FAILED_LIMIT_MAX)
         return await self._backend.last_failed(limit, task_id, since, until, unique_errors)
+
+    async def failure_page(
+        self, *, limit: int = 10, task_id: str | None = None, since: datetime | None = None,
+        until: datetime | None = None, unique_errors: bool = False, before: tuple[int, int] | None = None,
+    ) -> FailurePage:  # fmt: skip
+        """last_failed with where each failure stands ((started_us, seq)), and from `before` (the
+        position of the last failure a page showed) the page after it: tasks_last_failed's cursor."""
+        _check_limit(limit, FAILED_LIMIT_MAX)
+        return await self._backend.failure_page(limit, task_id, since, until, unique_errors, before)
 
     async def get(self, span_id: str) -> ExecutionDetail:
         """One execution in full with its events; NotFound when there is none."""

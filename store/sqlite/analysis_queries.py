@@ -184,6 +184,49 @@ def story_counts(
     return sql, [*run_params, *event_params]
 
 
+# ---- recent failures, page by page -------------------------------------------------------
+
+
+def _failed(task_id: str | None, since_us: int | None, until_us: int | None) -> Query:
+    # status = 'failed' as a literal, like store.sqlite.queries' failure window: it matches the
+    # partial and status-led indexes the recent-failure reads use.
+    where, params = failure_window(task_id, since_us, until_us)
+    return f"status = 'failed' AND {where}", params
+
+
+def failures_before(
+    task_id: str | None,
+    since_us: int | None,
+    until_us: int | None,
+    before: tuple[int, int],
+    limit: int,
+    unique: bool,
+) -> Query:
+    """The window's failures strictly after `before` (the (started_us, seq) of the last one a page
+    showed) in tasks_last_failed's order, newest first, each with its seq, plus one extra row;
+    `unique`: only the most recent failure of each stack_hash."""
+    where, params = _failed(task_id, since_us, until_us)
+    order = "ORDER BY started_us DESC, seq DESC"
+    if not unique:
+        sql = (
+            f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE {where} AND (started_us, seq) < (?, ?) "
+            f"{order} LIMIT ?"
+        )
+        return sql, [*params, *before, limit + 1]
+    sql = (
+        f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT seq FROM (SELECT seq, "
+        f"started_us, ROW_NUMBER() OVER (PARTITION BY stack_hash {order}) AS rn FROM executions "
+        f"WHERE {where}) AS ranked WHERE rn = 1 AND (started_us, seq) < (?, ?) {order} LIMIT ?) {order}"
+    )
+    return sql, [*params, *before, limit + 1]
+
+
+def seqs_of(span_ids: list[str]) -> Query:
+    """(span_id, seq) of these executions (the span_id index, one seek each)."""
+    marks = ", ".join("?" for _ in span_ids)
+    return f"SELECT span_id, seq FROM executions WHERE span_id IN ({marks})", list(span_ids)
+
+
 # ---- side effects ------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from store.analysis import (
     DurationStats,
     FailureExample,
     FailureGroup,
+    FailurePage,
     FailurePatterns,
     RunStats,
     SideEffectMatch,
@@ -33,10 +34,12 @@ from store.analysis import (
 )
 from store.errors import InvalidInput
 from store.fingerprint import normalize_message
+from store.models import Failure
 from store.sqlite import analysis_queries as aq
 from store.sqlite import rows
 from store.timeutil import from_us, now_utc, to_us
 
+SEQ_UNKNOWN = 2**62  # a failure pruned between two reads: page on from after every tie of its time
 NAMED_MEMBERS = 5  # tasks / actors named per failure group (all are counted)
 STATUSES = ("success", "failed", "partial", "cancelled", "running")
 
@@ -47,6 +50,7 @@ def _us(moment: datetime | None) -> int | None:
 
 class AnalysisMixin:
     _readers: Any
+    last_failed: Any  # the backend's own first page of recent failures (store.backend.Backend)
 
     async def failure_patterns(
         self, task_id: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int
@@ -119,6 +123,41 @@ class AnalysisMixin:
             execution_seqs=[int(r[0]) for r in reversed(runs)],
             event_seqs=[int(r[0]) for r in reversed(events)],
         )
+
+    async def failure_page(
+        self,
+        limit: int,
+        task_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        unique_errors: bool,
+        before: tuple[int, int] | None,
+    ) -> FailurePage:
+        """tasks_last_failed's answer with each failure's (started_us, seq). The first page is the
+        backend's own last_failed; a later one (`before`: the position of the last failure shown)
+        is a keyset page in the same order, with the window's patterns and totals."""
+        from store.sqlite.backend import _recent  # the backend imports this module
+
+        if before is None:
+            view = await self.last_failed(limit, task_id, since, until, unique_errors)
+            spans = [f.execution.span_id for f in view.failures]
+            async with self._readers.snapshot() as snap:
+                seqs = dict(await snap.all(*aq.seqs_of(spans))) if spans else {}
+            positions = [
+                (to_us(f.execution.started_at), int(seqs.get(f.execution.span_id, SEQ_UNKNOWN)))
+                for f in view.failures
+            ]
+            return FailurePage(view=view, positions=positions)
+        whole = await self.last_failed(1, task_id, since, until, False)
+        query = aq.failures_before(task_id, _us(since), _us(until), before, limit, unique_errors)
+        async with self._readers.snapshot() as snap:
+            found = await snap.all(*query)
+            page = [rows.execution_from(r[1:]) for r in found[:limit]]
+            events = await _recent(snap, page)
+        failures = [Failure(execution=e, recent_events=ev) for e, ev in zip(page, events, strict=True)]
+        view = whole.model_copy(update={"failures": failures, "has_more": len(found) > limit})
+        positions = [(to_us(e.started_at), int(r[0])) for e, r in zip(page, found, strict=False)]
+        return FailurePage(view=view, positions=positions)
 
     async def side_effects(
         self,

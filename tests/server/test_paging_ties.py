@@ -8,8 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from mcp import Client
 from tool_support import assert_readable_error, ok
+
+import server.tools
+from server import tools_debug
+from server.toolkit import ToolSpec
 
 Connect = Callable[..., Client]
 TIE = "2025-11-04T18:29:12Z"
@@ -60,3 +65,68 @@ async def test_the_timeline_pages_through_a_tie_with_every_step_exactly_once(con
     assert ids == [_step_id(s) for s in whole["steps"]]  # every step once, in order, no gap
     assert len(set(ids)) == 60
     assert pages[-1]["total"] == pages[-1]["returned"]  # the last page says it is the beginning
+
+
+@pytest.fixture
+def wired(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve server.tools_debug.tasks_last_failed, the one with a cursor. server/tools.py is to
+    import it in place of its own; until it does, the registry the server is built from gets it
+    here (a no-op once it has)."""
+    specs = tuple(
+        ToolSpec(tools_debug.tasks_last_failed, spec.annotations, spec.title)
+        if spec.name == "tasks_last_failed"
+        else spec
+        for spec in server.tools.READ_TOOLS
+    )
+    monkeypatch.setattr(server.tools, "READ_TOOLS", specs)
+
+
+async def _tied_failures(client: Client) -> None:
+    """12 failures that all started at TIE (as an importer writes a run's attempts), each with its
+    own stack, and one older failure."""
+    for n in range(13):
+        started = await ok(
+            client, "tasks_start", task_id=TASK, started_at=TIE if n else "2025-11-04T18:00:00Z"
+        )
+        error = {"type": "TimeoutError", "message": f"attempt {n}", "stack": f'File "job{n}.py", line 3'}
+        await ok(client, "tasks_finish", span_id=started["span_id"], status="failed", error=error)
+
+
+async def _failures_paged(client: Client, **arguments: Any) -> list[str]:
+    spans: list[str] = []
+    page = await ok(client, "tasks_last_failed", **arguments)
+    while True:
+        assert page["failures"], page  # a budget never empties the list
+        spans += [f["span_id"] for f in page["failures"]]
+        if not page["has_more"]:
+            assert page.get("next_cursor") is None
+            return spans
+        assert page["next_cursor"], page
+        page = await ok(client, "tasks_last_failed", cursor=page["next_cursor"], **arguments)
+
+
+@pytest.mark.usefixtures("wired")
+@pytest.mark.parametrize("unique_errors", [False, True])
+async def test_last_failed_pages_through_failures_that_share_a_started_at(
+    connect: Connect, unique_errors: bool
+) -> None:
+    async with connect() as client:
+        await _tied_failures(client)
+        whole = await ok(client, "tasks_last_failed", limit=50, unique_errors=unique_errors)
+        by_limit = await _failures_paged(client, limit=5, unique_errors=unique_errors)
+        by_budget = await _failures_paged(
+            client, limit=50, max_tokens=1000, detail="summary", unique_errors=unique_errors
+        )
+        first = await ok(client, "tasks_last_failed", limit=5, unique_errors=unique_errors)
+        text = (
+            (await client.call_tool("tasks_last_failed", {"limit": 5, "unique_errors": unique_errors}))
+            .content[0]
+            .text
+        )
+        await assert_readable_error(
+            client, "tasks_last_failed", {"cursor": first["next_cursor"], "task_id": "other"}, ["cursor"]
+        )
+    expected = [f["span_id"] for f in whole["failures"]]
+    assert len(expected) == 13 and whole["total_failures"] == 13
+    assert by_limit == expected and by_budget == expected  # each failure once, in order, no gap
+    assert f'cursor="{first["next_cursor"]}"' in text.splitlines()[0]  # the text names it too
