@@ -10,7 +10,7 @@ for and what fits `max_tokens` (server.budget), and says what it left out.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, PrivateAttr
@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr
 from server.answer import Part, ToolResult
 from server.budget import STANDARD, Shape, Sized, decode_offsets, encode_offsets, item_paths
 from server.render import clip, duration, plural, when
+from store.analysis import STALE_AFTER
 from store.models import (
     ErrorPattern,
     Execution,
@@ -33,6 +34,27 @@ SUMMARY_MESSAGE_CHARS = 300  # the standard detail's cut; tasks_get has the whol
 TEXT_ROWS = 20  # rows in a text rendering; structured content has every row it returns
 EXECUTION_URI = "task-history://execution/{span_id}"
 TRACE_URI = "task-history://trace/{trace_id}"
+
+
+def age(elapsed: timedelta) -> str:
+    """A time span in the unit a person reads: 40 s, 12 min, 5 h, 12 days."""
+    seconds = int(elapsed.total_seconds())
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{seconds // 60} min"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h"
+    return plural(seconds // 86_400, "day")
+
+
+def no_end(started_at: datetime, now: datetime | None = None) -> str:
+    """What a run without an end is. Not "still running": its process may have died days ago, and
+    the store only knows that nothing recorded an end."""
+    elapsed = (now or datetime.now(UTC)) - started_at
+    if elapsed < timedelta(0):
+        return "no end recorded, started in the future (a writer's clock is ahead)"
+    return f"no end recorded, started {age(elapsed)} ago"
 
 
 class ErrorSummary(Part):
@@ -81,9 +103,12 @@ class ExecutionSummary(ToolResult):
     def line(self) -> str:
         name = self.task_id if self.worker_id is None else f"{self.task_id} worker {self.worker_id}"
         text = f"- {self.status} {name} attempt {self.attempt} at {when(self.started_at)}"
-        took = duration(self.duration_ms) if self.duration_ms is not None else "still running"
+        took = duration(self.duration_ms) if self.duration_ms is not None else self.open_ended()
         text += f" ({took}) span_id={self.span_id} trace_id={self.trace_id}"
         return text + (f" - {self.error.type}: {clip(self.error.message, 120)}" if self.error else "")
+
+    def open_ended(self) -> str:
+        return no_end(self.started_at) if self.status == "running" else "-"
 
 
 def summary_fields(e: Execution, shape: Shape = STANDARD, where: str = "executions[]") -> dict[str, Any]:
@@ -473,6 +498,11 @@ class LastFailedResult(Sized):
     next_cursor: str | None = Field(
         None, description="pass as cursor (same arguments) for the failures after these"
     )
+    stale_running: int | None = Field(
+        None,
+        description="executions in the window with no end recorded that started over an hour ago "
+        "(killed or hung runs never show up as failures)",
+    )
 
     EXCLUDED = _merge(
         _rows("failures.*", ExecutionRow),
@@ -506,6 +536,7 @@ class LastFailedResult(Sized):
         window: str = "",
         positions: list[tuple[int, int]] | None = None,
         call: str | None = None,
+        stale_running: int | None = None,
     ) -> Self:
         """`positions` ((started_us, seq) of each failure) and `call` (what its cursor is bound to,
         `last_failed_call`) give the answer a next_cursor; without them it names an `until`."""
@@ -517,6 +548,7 @@ class LastFailedResult(Sized):
             returned=len(view.failures),
             total=view.total_failures,
             patterns_total=view.patterns_total,
+            stale_running=stale_running,
             detail=shape.detail,
         )
         answer._window = window
@@ -567,16 +599,27 @@ class LastFailedResult(Sized):
         return " ".join(hints) or None
 
     def render(self) -> str:
+        stale = [self.stale_line()] if self.stale_running else []
         if not self.failures and not self.omitted:
-            return "No failed executions in this window."
+            return "\n".join(["No failed executions in this window.", *stale])
         head = f"{len(self.failures)} most recent of {plural(self.total_failures, 'failure')}."
         call = self.older_call() if self.has_more else None
         if call:
             head += f" Older ones: {call}."
         parts = [head, *_lines(self.failures, "failures")]
         parts += ["Error patterns:", *_lines(self.error_patterns, "patterns", limit=TEXT_ROWS // 2)]
+        parts += stale
         parts.append("Next: tasks_by_trace(trace_id) shows a failure's whole story.")
         return "\n".join([*parts, *cut_note(self)])
+
+    def stale_line(self) -> str:
+        n = self.stale_running or 0
+        runs = "execution has" if n == 1 else "executions have"
+        cutoff = (datetime.now(UTC) - STALE_AFTER).replace(microsecond=0).isoformat()
+        return (
+            f"Also: {n} {runs} had no end recorded for over an hour (killed or hung? they are not "
+            f"counted as failures): tasks_list(status='running', {self._window}until='{cutoff}')."
+        )
 
 
 def last_failed_call(
@@ -659,8 +702,11 @@ class ExecutionDocument(Sized):
     def render(self) -> str:
         s = self.document["content"]["structured"]
         head = f"Execution {self.document['id']} of {s['task_id']}, attempt {s['attempt']}: {s['status']}"
+        took = duration(s["duration_ms"]) if s["duration_ms"] is not None else "-"
+        if s["status"] == "running" and s["duration_ms"] is None and s.get("started_at_iso"):
+            took = no_end(datetime.fromisoformat(s["started_at_iso"]))
         parts = [
-            f"{head} ({duration(s['duration_ms'])}).",
+            f"{head} ({took}).",
             f"trace_id={s['trace_id']} span_id={s['span_id']}",
         ]
         if s.get("error"):

@@ -13,7 +13,7 @@ from pydantic import Field, PrivateAttr
 from server.answer import Part
 from server.budget import Shape, Sized, decode_offsets, encode_offsets, item_paths
 from server.render import clip, duration, plural, when
-from server.results import EXECUTION_URI, TEXT_ROWS, cut_note
+from server.results import EXECUTION_URI, TEXT_ROWS, cut_note, no_end
 from store.analysis import (
     FailureGroup,
     FailurePatterns,
@@ -336,8 +336,12 @@ class StepRow(Part):
         text = f"- {when(self.at)} ({gap}) {self.name}"
         if self.kind == "execution":
             text += f" attempt {self.attempt}" + (f" [{self.worker_id}]" if self.worker_id else "")
-            took = duration(self.duration_ms) if self.duration_ms is not None else "still running"
-            text += f": {self.status} after {took}"
+            if self.duration_ms is not None:
+                text += f": {self.status} after {duration(self.duration_ms)}"
+            elif self.status == "running":
+                text += f": {no_end(self.at)}"
+            else:
+                text += f": {self.status}"
         text += f" by {self.actor}" if self.actor else ""
         text += f" ({self.note})" if self.note else ""
         text += f" - {clip(self.error, 100)}" if self.error else ""
@@ -480,6 +484,7 @@ class EffectRow(Part):
 
     def line(self) -> str:
         took = duration(self.duration_ms) if self.duration_ms is not None else "-"
+        took = no_end(self.started_at) if self.status == "running" and self.duration_ms is None else took
         text = f"- {when(self.started_at)} {self.status} {self.task_id} attempt {self.attempt} ({took})"
         return text + f" span_id={self.span_id}" + (f" - {clip(self.error, 100)}" if self.error else "")
 

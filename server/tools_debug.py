@@ -77,7 +77,14 @@ async def tasks_last_failed(
     window = f"{shown}, " if shown else ""
 
     def build(shape: Shape) -> LastFailedResult:
-        return LastFailedResult.of(page.view, shape, window=window, positions=page.positions, call=call)
+        return LastFailedResult.of(
+            page.view,
+            shape,
+            window=window,
+            positions=page.positions,
+            call=call,
+            stale_running=page.stale_running,
+        )
 
     return reply_fitted(fit_shaped(build, detail, max_tokens))
 

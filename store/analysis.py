@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +31,7 @@ STATS_GROUPS_MAX = 100
 STORY_LIMIT_MAX = 500
 EFFECTS_LIMIT_MAX = 100
 TREND_BUCKETS = 12
+STALE_AFTER = timedelta(hours=1)  # a run with no end recorded for longer is probably dead
 
 # Where each side-effect kind comes from in an execution's `io`; "dir" rows are derived from files.
 IO_FIELDS: dict[str, str] = {
@@ -172,6 +173,9 @@ class FailurePage(_View):
 
     view: LastFailed
     positions: list[FailurePosition] = Field(description="(started_us, seq) of each failure, in order")
+    stale_running: int = Field(
+        0, description="executions in the window with no end recorded, started over STALE_AFTER ago"
+    )
 
 
 # ---- side effects ------------------------------------------------------------------------

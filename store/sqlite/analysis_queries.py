@@ -221,6 +221,16 @@ def failures_before(
     return sql, [*params, *before, limit + 1]
 
 
+def stale_running(
+    task_id: str | None, since_us: int | None, until_us: int | None, started_before_us: int
+) -> Query:
+    """How many executions in the window have no end recorded (status 'running') and started
+    before `started_before_us`: a range of ix_exec_status (ix_exec_task_status for one task)."""
+    where, params = failure_window(task_id, since_us, until_us)
+    sql = f"SELECT COUNT(*) FROM executions WHERE status = 'running' AND started_us < ? AND {where}"
+    return sql, [started_before_us, *params]
+
+
 def seqs_of(span_ids: list[str]) -> Query:
     """(span_id, seq) of these executions (the span_id index, one seek each)."""
     marks = ", ".join("?" for _ in span_ids)

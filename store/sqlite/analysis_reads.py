@@ -17,6 +17,7 @@ from typing import Any
 
 from store.analysis import (
     PERCENTILES,
+    STALE_AFTER,
     DurationStats,
     FailureExample,
     FailureGroup,
@@ -138,26 +139,30 @@ class AnalysisMixin:
         is a keyset page in the same order, with the window's patterns and totals."""
         from store.sqlite.backend import _recent  # the backend imports this module
 
+        stale_before = to_us(now_utc() - STALE_AFTER)
+        stale_query = aq.stale_running(task_id, _us(since), _us(until), stale_before)
         if before is None:
             view = await self.last_failed(limit, task_id, since, until, unique_errors)
             spans = [f.execution.span_id for f in view.failures]
             async with self._readers.snapshot() as snap:
                 seqs = dict(await snap.all(*aq.seqs_of(spans))) if spans else {}
+                (stale,) = await snap.one(*stale_query)
             positions = [
                 (to_us(f.execution.started_at), int(seqs.get(f.execution.span_id, SEQ_UNKNOWN)))
                 for f in view.failures
             ]
-            return FailurePage(view=view, positions=positions)
+            return FailurePage(view=view, positions=positions, stale_running=int(stale))
         whole = await self.last_failed(1, task_id, since, until, False)
         query = aq.failures_before(task_id, _us(since), _us(until), before, limit, unique_errors)
         async with self._readers.snapshot() as snap:
             found = await snap.all(*query)
             page = [rows.execution_from(r[1:]) for r in found[:limit]]
             events = await _recent(snap, page)
+            (stale,) = await snap.one(*stale_query)
         failures = [Failure(execution=e, recent_events=ev) for e, ev in zip(page, events, strict=True)]
         view = whole.model_copy(update={"failures": failures, "has_more": len(found) > limit})
         positions = [(to_us(e.started_at), int(r[0])) for e, r in zip(page, found, strict=False)]
-        return FailurePage(view=view, positions=positions)
+        return FailurePage(view=view, positions=positions, stale_running=int(stale))
 
     async def side_effects(
         self,

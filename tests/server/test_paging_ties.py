@@ -9,12 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from last_failed_wiring import wired  # noqa: F401 (a fixture)
 from mcp import Client
 from tool_support import assert_readable_error, ok
-
-import server.tools
-from server import tools_debug
-from server.toolkit import ToolSpec
 
 Connect = Callable[..., Client]
 TIE = "2025-11-04T18:29:12Z"
@@ -65,20 +62,6 @@ async def test_the_timeline_pages_through_a_tie_with_every_step_exactly_once(con
     assert ids == [_step_id(s) for s in whole["steps"]]  # every step once, in order, no gap
     assert len(set(ids)) == 60
     assert pages[-1]["total"] == pages[-1]["returned"]  # the last page says it is the beginning
-
-
-@pytest.fixture
-def wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serve server.tools_debug.tasks_last_failed, the one with a cursor. server/tools.py is to
-    import it in place of its own; until it does, the registry the server is built from gets it
-    here (a no-op once it has)."""
-    specs = tuple(
-        ToolSpec(tools_debug.tasks_last_failed, spec.annotations, spec.title)
-        if spec.name == "tasks_last_failed"
-        else spec
-        for spec in server.tools.READ_TOOLS
-    )
-    monkeypatch.setattr(server.tools, "READ_TOOLS", specs)
 
 
 async def _tied_failures(client: Client) -> None:
