@@ -277,9 +277,17 @@ class StatsResult(Sized):
         return super().trimmed(name, keep).model_copy(update={"returned": keep})
 
     def rest_hint(self) -> str | None:
+        """Both cuts are the budget's (groups past `limit` are not counted as omitted). Short: the
+        hint is part of what the budget measures."""
+        hints = []
         if self.omitted:
-            return "Groups left out: raise limit, narrow the scope, or ask for one with task_id / task_type."
-        return None
+            summary = ", detail='summary'" if self.detail != "summary" else ""
+            hints.append(
+                f"Groups left out to fit: raise max_tokens{summary}, or narrow with task_id / task_type."
+            )
+        if self.dropped_fields:
+            hints.append("Fields left out to fit: raise max_tokens, or a lower limit keeps them.")
+        return " ".join(hints) or None
 
     def render(self) -> str:
         if not self.groups or self.groups[0].runs == 0:
