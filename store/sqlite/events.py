@@ -31,6 +31,7 @@ from store.sqlite.jobs import (
     fetch_task,
     finish_execution,
     insert_execution,
+    latest_top_level,
     new_task,
     upsert_task,
 )
@@ -146,7 +147,7 @@ def _open_task(
     if running is not None:
         _point_at(applied, running)
         return  # lifecycle.next_state flags the anomaly
-    previous = _latest_top_level(conn, req.task_id)
+    previous = latest_top_level(conn, req.task_id)
     retried = previous if previous is not None and previous.status == "failed" and not late else None
     start = StartRequest(
         task_id=req.task_id, task_name=_text(req.data, "task_name"), task_type=_text(req.data, "task_type"),
@@ -289,15 +290,6 @@ def _running_worker(conn: Tx, task_id: str, worker_id: str) -> Execution | None:
         "WHERE task_id = ? AND worker_id = ? AND status = 'running' "
         "ORDER BY started_us DESC LIMIT 1",
         (task_id, worker_id),
-    ).fetchone()
-    return rows.execution_from(row) if row else None
-
-
-def _latest_top_level(conn: Tx, task_id: str) -> Execution | None:
-    row = conn.execute(
-        f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? AND parent_span_id IS NULL "
-        "ORDER BY started_us DESC, seq DESC LIMIT 1",
-        (task_id,),
     ).fetchone()
     return rows.execution_from(row) if row else None
 

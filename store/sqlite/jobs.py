@@ -86,13 +86,36 @@ def start_job(req: StartRequest, ctx: WriteContext) -> Job[StartResult]:
             retried=_require_relative(conn, "retry_of", req.retry_of),
             parent=_require_relative(conn, "parent_span_id", req.parent_span_id),
         )
-        execution = rules.new_execution(_normalized(req), ctx.policy, lineage, ctx.now)
+        execution = rules.new_execution(
+            _on_the_tasks_trace(conn, _normalized(req)), ctx.policy, lineage, ctx.now
+        )
         result = insert_execution(conn, execution)
         if not result.duplicate and execution.parent_span_id is None:
             _task_started(conn, execution, ctx.now)
         return result
 
     return run
+
+
+def _on_the_tasks_trace(conn: Tx, req: StartRequest) -> StartRequest:
+    """A task's first run joins the trace its earlier events opened (task_created, task_assigned), as
+    a task_started event would, so tasks_by_trace shows the whole lifecycle from either path."""
+    if req.trace_id is not None or req.retry_of is not None or req.parent_span_id is not None:
+        return req
+    task = fetch_task(conn, req.task_id)
+    if task is None or not task["current_trace_id"] or latest_top_level(conn, req.task_id) is not None:
+        return req
+    return req.model_copy(update={"trace_id": task["current_trace_id"]})
+
+
+def latest_top_level(conn: Tx, task_id: str) -> Execution | None:
+    """The task's most recent execution that is not a child (a worker's)."""
+    row = conn.execute(
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? AND parent_span_id IS NULL "
+        "ORDER BY started_us DESC, seq DESC LIMIT 1",
+        (task_id,),
+    ).fetchone()
+    return rows.execution_from(row) if row else None
 
 
 def _normalized(req: StartRequest) -> StartRequest:

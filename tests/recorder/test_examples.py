@@ -90,12 +90,6 @@ def test_the_worker_handoff_example_records_master_worker_and_review(server: Liv
     assert trace["found"] and {e["span_id"] for e in trace["executions"]} == {r["span_id"] for r in runs}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store: tasks_start without trace_id opens a fresh trace, not the task's open one "
-    "(store/rules.py _trace_and_attempt, store/sqlite/jobs.py start_job; the event path joins it in "
-    "store/sqlite/events.py _trace_for_new_run). Remove this mark when the store joins it.",
-)
 def test_the_worker_handoff_example_tells_the_whole_task_story_in_one_trace(server: LiveServer) -> None:
     """task_created and task_assigned come before any execution: the task's first event opens its
     trace, and the master run (which the recorder starts without a trace_id) must join it."""
