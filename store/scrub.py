@@ -170,11 +170,16 @@ _Needed = Callable[[str, bool], bool] | None
 
 
 def _contains(*needles: str) -> _Needed:
-    return lambda text, _folds: any(needle in text for needle in needles)
+    if len(needles) == 1:
+        (needle,) = needles
+        return lambda text, _folds: needle in text
+    found = re.compile("|".join(map(re.escape, needles))).search  # one C scan for any of them
+    return lambda text, _folds: found(text) is not None
 
 
 def _contains_folded(*needles: str) -> _Needed:
-    return lambda text, folds: not folds or any(needle in text.lower() for needle in needles)
+    found = re.compile("|".join(map(re.escape, needles))).search
+    return lambda text, folds: not folds or found(text.lower()) is not None
 
 
 def _searches(pattern: str) -> _Needed:
