@@ -177,10 +177,20 @@ def note_from(data: dict[str, Any]) -> str | None:
     return None
 
 
+# Events that hand the task to someone, and where their data names who (else the event's actor):
+# an accepted handoff moves the task to the master that accepted it (seed 000's cross-master handoff).
+_ASSIGNEE_KEYS: dict[str, tuple[str, ...]] = {
+    "task_assigned": ("assigned_to", "to", "assignee", "to_master"),
+    "task_reassigned": ("assigned_to", "to", "assignee", "to_master"),
+    "handoff_accepted": ("accepted_by", "to_master", "to", "assigned_to"),
+}
+
+
 def assignee_from(event_type: str, data: dict[str, Any], actor: str | None) -> str | None:
-    if event_type not in ("task_assigned", "task_reassigned"):
+    keys = _ASSIGNEE_KEYS.get(event_type)
+    if keys is None:
         return None
-    for key in ("assigned_to", "to", "assignee", "to_master"):
+    for key in keys:
         if _nonempty_str(data.get(key)):
             return str(data[key])
     return actor
