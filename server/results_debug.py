@@ -505,6 +505,9 @@ class SideEffectsResult(Sized):
     total_exact: bool
     has_more: bool
     next_cursor: str | None = Field(None, description="pass as cursor to get the next page")
+    suggestion: str | None = Field(
+        None, description="when nothing matched: a search that does (a file name that is a directory)"
+    )
 
     EXCLUDED = _rows("matches.*", EffectRow.EXCLUDED)
     DROP_ORDER = item_paths("matches.*", EffectRow.DROPS)
@@ -512,11 +515,19 @@ class SideEffectsResult(Sized):
     OMIT_NONE = True
 
     @classmethod
-    def of(cls, query: str, matches: list[SideEffectMatch], page: dict[str, Any], shape: Shape) -> Self:
+    def of(
+        cls,
+        query: str,
+        matches: list[SideEffectMatch],
+        page: dict[str, Any],
+        shape: Shape,
+        suggestion: str | None = None,
+    ) -> Self:
         rows = [EffectRow.of(m, shape) for m in matches]
-        return cls(query=query, matches=rows, returned=len(rows), detail=shape.detail, **page).settled(
-            shape.clipped
+        answer = cls(
+            query=query, matches=rows, returned=len(rows), detail=shape.detail, suggestion=suggestion, **page
         )
+        return answer.settled(shape.clipped)
 
     def trimmed(self, name: str, keep: int) -> Self:
         cut = super().trimmed(name, keep)
@@ -532,7 +543,8 @@ class SideEffectsResult(Sized):
 
     def render(self) -> str:
         if not self.matches and not self.omitted:
-            return f"No execution recorded the {self.query}."
+            found = f" {self.suggestion}" if self.suggestion else ""
+            return f"No execution recorded the {self.query}.{found}"
         total = f"{self.total}" if self.total_exact else f"at least {self.total}"
         head = f"{self.returned} of {total} executions with the {self.query}, newest first."
         if self.has_more:

@@ -191,8 +191,17 @@ async def tasks_side_effects(
     page = await store.side_effects(kind, value or "", limit=limit, cursor=cursor, **search)
     query = f"{'tool call' if kind == 'tool' else 'directory' if kind == 'dir' else 'file'} {value}"
     fields = page.model_dump(include={"total", "total_exact", "has_more", "next_cursor"})
+    suggestion = None
+    if kind == "file" and not page.matches and cursor is None:
+        # "docs" when the runs wrote docs/...: one more index seek, only for an empty answer.
+        under = await store.side_effects("dir", f"{value}/", limit=1, **search)
+        if under.matches:
+            suggestion = (
+                f"Files under the directory {value}/ were written: call again with file='{value}/' "
+                "(a directory ends in /)."
+            )
     fitted = fit_shaped(
-        lambda shape: SideEffectsResult.of(query, page.matches, fields, shape), detail, max_tokens
+        lambda shape: SideEffectsResult.of(query, page.matches, fields, shape, suggestion), detail, max_tokens
     )
     answer = fitted.answer
     if isinstance(answer, SideEffectsResult) and answer.omitted:

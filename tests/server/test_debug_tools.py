@@ -128,10 +128,20 @@ async def test_side_effects_find_a_file_a_directory_and_a_tool(connect: Connect)
         by_dir = await ok(client, "tasks_side_effects", file="reports/")
         by_tool = await ok(client, "tasks_side_effects", tool_call="web_search", detail="full")
         nothing = await text_of(client, "tasks_side_effects", tool_call="never_called")
+        bare_dir = await ok(client, "tasks_side_effects", file="reports")
+        bare_text = await text_of(client, "tasks_side_effects", file="reports/2025")
+        elsewhere = await ok(client, "tasks_side_effects", file="reports", task_id="someone-else")
+        no_dir = await ok(client, "tasks_side_effects", file="summary.json")
     assert [m["span_id"] for m in by_file["matches"]] == [done["span_id"]]
     assert by_dir["matches"][0]["kind"] == "dir" and by_dir["query"] == "directory reports/"
     assert by_tool["matches"][0]["tool_calls"] == ["web_search"]
     assert nothing == "No execution recorded the tool call never_called."
+    assert bare_dir["matches"] == [] and "file='reports/'" in bare_dir["suggestion"]
+    assert (
+        bare_text.startswith("No execution recorded the file reports/2025.")
+        and "'reports/2025/'" in bare_text
+    )
+    assert "suggestion" not in elsewhere and "suggestion" not in no_dir  # only when the directory has entries
 
 
 @pytest.mark.parametrize("arguments", [{}, {"file": "a.txt", "tool_call": "grep"}])
