@@ -316,7 +316,8 @@ def _advance_state(
     assignee = lifecycle.assignee_from(req.event_type, req.data, req.actor)
     if assignee:
         task["assigned_to"] = assignee
-    if req.event_type == "task_started":
+    if req.event_type == "task_started" and not (was_running and applied.opened is None):
+        # A task_started while the task's execution runs opened nothing: no new attempt (anomaly kept).
         task["attempts"] += 1
         task["started_us"] = task["started_us"] or to_us(ts)
         task["completed_us"] = None
