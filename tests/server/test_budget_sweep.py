@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from big_history import BigHistory, build
+from last_failed_wiring import wired  # noqa: F401 (a fixture: tasks_last_failed with its cursor)
 from mcp import Client
 
 from config import load_settings
@@ -161,6 +162,7 @@ def check(
         assert content == ample, f"{where} says it is whole but differs from the largest-budget answer"
 
 
+@pytest.mark.usefixtures("wired")
 @pytest.mark.parametrize("tool", [spec.name for spec in READ_TOOLS])
 async def test_every_answer_fits_its_budget_and_says_what_it_left_out(
     history: BigHistory, history_url: str, tool: str
@@ -176,6 +178,8 @@ async def test_every_answer_fits_its_budget_and_says_what_it_left_out(
                     arguments = {**base, "detail": detail, "max_tokens": budget}
                     content, text = await _call(client, tool, arguments)
                     check(tool, arguments, content, text, ample)
+                    if tool == "tasks_last_failed" and content["has_more"] and content["failures"]:
+                        assert content["next_cursor"] and "cursor" in text.splitlines()[0], arguments
                     seen_cut += content["truncated"]
                     seen_whole += not content["truncated"]
     assert seen_cut and seen_whole  # the sweep exercised both kinds of answer
