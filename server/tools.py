@@ -9,7 +9,6 @@ the SDK's default JSON dump. Failures are not handled here: `server.app` transla
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
@@ -33,7 +32,6 @@ from server.params import (
     EventTime,
     EventTrace,
     EventType,
-    FailedLimit,
     IdempotencyKey,
     IOArg,
     ListLimit,
@@ -60,17 +58,16 @@ from server.params import (
     TraceCursor,
     TraceId,
     Trigger,
-    UniqueErrors,
     Until,
     UsageArg,
 )
 from server.receipts import EventLogged, Finished, Recorded, Started
-from server.results import ExecutionDocument, ExecutionList, LastFailedResult, TraceResult
+from server.results import ExecutionDocument, ExecutionList, TraceResult
 from server.toolkit import READ_ONLY, WRITE, WRITE_IDEMPOTENT, ToolSpec
 from server.toolkit import reply as _reply
 from server.toolkit import reply_fitted as _reply_fitted
 from server.toolkit import store_of as _store
-from server.tools_debug import DEBUG_TOOLS
+from server.tools_debug import DEBUG_TOOLS, tasks_last_failed
 from store.experience import to_document
 from store.models import EventRequest, ExecutionFilter, FinishRequest, RecordRequest, StartRequest
 
@@ -126,27 +123,6 @@ async def tasks_by_trace(
     An unknown trace_id is an empty answer with found=false, not an error."""
     view = await _store(ctx).trace(trace_id)
     return _reply_fitted(fit_shaped(lambda shape: TraceResult.of(view, shape, cursor), detail, max_tokens))
-
-
-async def tasks_last_failed(
-    ctx: Context,
-    limit: FailedLimit = 10,
-    task_id: TaskFilter = None,
-    since: Since = None,
-    until: Until = None,
-    unique_errors: UniqueErrors = False,
-    detail: DetailArg = "standard",
-    max_tokens: MaxTokens = DEFAULT_MAX_TOKENS,
-) -> Annotated[CallToolResult, LastFailedResult]:
-    """The most recent failed executions with their last events, plus error patterns (stack_hash, count,
-    first/last seen, an example trace) over every failure in the window. Start debugging here."""
-    window = {"task_id": task_id, "since": since, "until": until}
-    view = await _store(ctx).last_failed(limit=limit, unique_errors=unique_errors, **window)
-    shown = ", ".join(f"{k}={v.isoformat() if isinstance(v, datetime) else v!r}" for k, v in window.items()
-                      if v is not None and k != "until")  # fmt: skip
-    prefix = f"{shown}, " if shown else ""
-    fitted = fit_shaped(lambda shape: LastFailedResult.of(view, shape, window=prefix), detail, max_tokens)
-    return _reply_fitted(fitted)
 
 
 async def tasks_get(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from store.analysis import FailurePatterns, SideEffectPage, Story, TaskStats
+from store.analysis import FailurePage, FailurePatterns, SideEffectPage, StepKey, Story, TaskStats
 from store.models import (
     EventRequest,
     EventResult,
@@ -71,6 +71,11 @@ class Backend(Protocol):
         until: datetime | None,
         unique_errors: bool,
     ) -> LastFailed: ...
+
+    async def failure_page(
+        self, limit: int, task_id: str | None, since: datetime | None, until: datetime | None,
+        unique_errors: bool, before: tuple[int, int] | None,
+    ) -> FailurePage: ...  # fmt: skip
 
     async def get(self, span_id: str) -> ExecutionDetail: ...
 
@@ -138,8 +143,9 @@ class Backend(Protocol):
     ) -> TaskStats: ...  # fmt: skip
 
     async def story(
-        self, task_id: str | None, trace_id: str | None, until: datetime | None, limit: int
-    ) -> Story: ...
+        self, task_id: str | None, trace_id: str | None, until: datetime | None, limit: int,
+        before: StepKey | None = None,
+    ) -> Story: ...  # fmt: skip
 
     async def side_effects(
         self, kind: str, value: str, since: datetime | None, until: datetime | None, task_id: str | None,

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from big_history import BigHistory, build
-from last_failed_wiring import wired  # noqa: F401 (a fixture: tasks_last_failed with its cursor)
 from mcp import Client
 
 from config import load_settings
@@ -173,7 +172,6 @@ def _timeless(tool: str, arguments: dict[str, Any], content: dict[str, Any]) -> 
     return {**{k: v for k, v in content.items() if k != "trend_bucket_seconds"}, "groups": groups}
 
 
-@pytest.mark.usefixtures("wired")
 @pytest.mark.parametrize("tool", [spec.name for spec in READ_TOOLS])
 async def test_every_answer_fits_its_budget_and_says_what_it_left_out(
     history: BigHistory, history_url: str, tool: str

@@ -11,8 +11,6 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from last_failed_wiring import wired  # noqa: F401 (a fixture)
 from mcp import Client
 from tool_support import fail_once, ok, text_of
 
@@ -65,7 +63,6 @@ async def test_every_text_rendering_gives_a_run_without_an_end_its_age(connect: 
     assert "no end recorded, started" in by_trace
 
 
-@pytest.mark.usefixtures("wired")
 async def test_last_failed_counts_runs_without_an_end_for_over_an_hour(connect: Connect) -> None:
     async with connect() as client:
         await _two_open_runs(client)

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from last_failed_wiring import wired  # noqa: F401 (a fixture)
 from mcp import Client
 from tool_support import assert_readable_error, ok
 
@@ -88,7 +87,6 @@ async def _failures_paged(client: Client, **arguments: Any) -> list[str]:
         page = await ok(client, "tasks_last_failed", cursor=page["next_cursor"], **arguments)
 
 
-@pytest.mark.usefixtures("wired")
 @pytest.mark.parametrize("unique_errors", [False, True])
 async def test_last_failed_pages_through_failures_that_share_a_started_at(
     connect: Connect, unique_errors: bool
