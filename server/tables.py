@@ -7,6 +7,7 @@ for a model's context window; `--json` prints the models' structured content ins
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from server.render import clip, duration, plural, table, when
 from server.results import (
@@ -18,6 +19,7 @@ from server.results import (
     LastFailedResult,
     ToolResult,
     TraceResult,
+    age,
 )
 
 _EXECUTION_HEADERS = ("STARTED", "STATUS", "TASK", "TRY", "DURATION", "SPAN_ID", "ERROR")
@@ -32,10 +34,18 @@ def _execution_row(e: ExecutionSummary) -> list[str]:
         e.status,
         clip(task, 40),
         str(e.attempt),
-        duration(e.duration_ms),
+        _duration_or_age(e),
         e.span_id,
         error,
     ]
+
+
+def _duration_or_age(e: ExecutionSummary) -> str:
+    """A run with no end recorded shows how long ago it started: "running" alone would claim the
+    process is alive, which the store cannot know (it may have been killed)."""
+    if e.status != "running" or e.duration_ms is not None:
+        return duration(e.duration_ms)
+    return f"no end, {age(datetime.now(UTC) - e.started_at)}"
 
 
 def _event_row(ev: EventSummary) -> list[str]:
