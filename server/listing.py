@@ -13,6 +13,7 @@ budget (server.budget.estimate_tokens).
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Any
 
 from mcp.types import Tool
@@ -60,6 +61,26 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**rest, **other, "type": [other["type"], "null"]}
 
 
+def shallow_output(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema that types every top-level field but declares list items and nested records
+    only as objects (their fields are documented in MCP_INTEGRATION.md). SDK clients re-validate
+    every result against it with jsonschema: the full item schemas cost them more per 20-row page
+    than the whole protocol round trip, and a third of what tools/list costs a model's context."""
+    out = {key: value for key, value in schema.items() if key != "$defs"}
+    out["properties"] = {name: _shallow(prop) for name, prop in (schema.get("properties") or {}).items()}
+    return out
+
+
+def _shallow(prop: Any) -> Any:
+    if not isinstance(prop, dict) or '"$ref"' not in json.dumps(prop):
+        return prop
+    kind = prop.get("type")
+    if kind == "array" or (isinstance(kind, list) and "array" in kind):
+        return {"type": kind, "items": {"type": "object"}}
+    options = prop.get("anyOf") or []
+    return {"type": ["object", "null"]} if {"type": "null"} in options else {"type": "object"}
+
+
 def with_size_bounds(schema: Any, max_text_chars: int, max_list_items: int) -> Any:
     """`schema` with maxLength / maxItems on the arguments the settings bound, wherever they nest."""
     if isinstance(schema, list):
@@ -88,7 +109,7 @@ def compact_tool(tool: Tool, *, max_text_chars: int | None = None, max_list_item
             "input_schema": input_schema,
             # The result fields are described in MCP_INTEGRATION.md; a model reads the answer itself,
             # and clients use the output schema to validate, where descriptions change nothing.
-            "output_schema": compact_schema(tool.output_schema, descriptions=False)
+            "output_schema": shallow_output(compact_schema(tool.output_schema, descriptions=False))
             if tool.output_schema
             else tool.output_schema,
         }

@@ -95,3 +95,9 @@ def test_the_registry_splits_read_and_write_tools_by_name(settings: Settings) ->
     assert {spec.fn.__name__ for spec in READ_TOOLS} == READ_NAMES
     assert {spec.fn.__name__ for spec in WRITE_TOOLS} == WRITE_NAMES
     assert set(build_server(settings).tool_names) == READ_NAMES | WRITE_NAMES
+
+
+async def test_output_schemas_type_top_level_fields_and_declare_items_as_objects(connect: Connect) -> None:
+    output = (await _tools(connect))["tasks_list"].output_schema
+    assert output["properties"]["executions"] == {"type": "array", "items": {"type": "object"}}
+    assert output["properties"]["total"]["type"] == "integer" and "$defs" not in output

@@ -16,9 +16,9 @@ from server.listing import listing_tokens
 Connect = Callable[..., Client]
 GUIDE = Path(__file__).resolve().parents[2] / "MCP_INTEGRATION.md"
 
-# Measured 15,092 (all 12 tools) and 9,462 (the 8 read tools, --read-only) when set: 8% of headroom.
-LISTING_BUDGET = 16_300
-READ_ONLY_LISTING_BUDGET = 10_250
+# Measured 11,067 (all 12 tools) and 5,581 (the 8 read tools, --read-only) when set: 8% of headroom.
+LISTING_BUDGET = 12_000
+READ_ONLY_LISTING_BUDGET = 6_050
 
 
 async def _cost(connect: Connect, settings: Settings | None = None) -> int:
