@@ -75,9 +75,11 @@ def side_effects_of(io: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def percentile_rank(count: int, percentile: int) -> int:
-    """The 0-based rank of the `percentile`th value among `count` sorted values (nearest rank,
-    rounding down, no interpolation): p50 of 4 values is the 2nd, p99 of 100 is the 99th."""
-    return (count - 1) * percentile // 100
+    """The 0-based rank of the `percentile`th value among `count` sorted values, by nearest rank
+    (no interpolation): ceil(percentile * count / 100) - 1, so p50 of 4 values is the 2nd, p99
+    of 2 is the slower one and p99 of 100 is the 99th. store.sqlite.analysis_queries'
+    durations_ranked spells the same rule in SQL."""
+    return max((percentile * count + 99) // 100 - 1, 0)
 
 
 def bucket_width_us(since_us: int, until_us: int, buckets: int = TREND_BUCKETS) -> int:

@@ -96,6 +96,16 @@ def stats_filter(
     return f"{where} AND worker_id IS {'NOT ' if workers else ''}NULL", params
 
 
+def top_level_walk(since_us: int | None, until_us: int | None) -> Query:
+    """Every top-level run in the window, spelled for duration_at_rank over ix_exec_top_duration:
+    `started_us + 0` keeps SQLite from reading the window through ix_exec_started and sorting it
+    (the planner has no statistics to see that a wide window is most of the table); the walk in
+    duration order filters the window inside the index instead, which never costs more than
+    walking half of it. Use it when the window holds many runs (a few are cheaper to sort)."""
+    where, params = _where([("started_us + 0 >= ?", since_us), ("started_us + 0 < ?", until_us)])
+    return f"{where} AND worker_id IS NULL", params
+
+
 # Grouping by expressions rather than columns keeps SQLite from walking an index that orders
 # the groups (ix_exec_status_attempt, ix_exec_type) but lacks the summed columns, which costs a
 # table lookup per row; it reads ix_exec_task_duration instead. (task_id may stay a column: that
@@ -114,28 +124,34 @@ def stats_counts(scope: Query, group_by: str | None) -> Query:
     return sql, params
 
 
-def duration_at_rank(scope: Query, rank: int) -> Query:
-    """The duration at 0-based `rank` in ascending order: a seek into ix_exec_task_duration
-    when the scope is one task, so p99 of 100,000 runs walks the index, never a sort."""
+def duration_at_rank(scope: Query, rank: int, measured: int) -> Query:
+    """The duration at 0-based `rank` in ascending order among the scope's `measured` durations,
+    walked from the nearer end (p99 of n is rank n - 1 - k from the top): a seek into
+    ix_exec_task_duration when the scope is one task, into ix_exec_top_duration when it is every
+    top-level run (or a time window of them), so p99 of 100,000 runs walks an index, never a sort."""
     where, params = scope
+    descending = rank > (measured - 1) // 2
     sql = (
         f"SELECT duration_ms FROM executions WHERE {where} AND duration_ms IS NOT NULL "
-        "ORDER BY duration_ms LIMIT 1 OFFSET ?"
+        f"ORDER BY duration_ms{' DESC' if descending else ''} LIMIT 1 OFFSET ?"
     )
-    return sql, [*params, rank]
+    return sql, [*params, measured - 1 - rank if descending else rank]
 
 
 def durations_ranked(scope: Query, group_by: str | None) -> Query:
     """Every group's percentile durations in one pass (one sort), for scopes no index orders:
-    rows (group, rank, count, duration_ms) at the ranks store.analysis.percentile_rank names."""
+    rows (group, rank, count, duration_ms) at the ranks store.analysis.percentile_rank names
+    (nearest rank: ceil(p * n / 100) - 1, in integer arithmetic). `duration_ms + 0` keeps SQLite
+    off ix_exec_top_duration, which orders no group and lacks the grouped columns (a table
+    lookup per run); the covering ix_exec_task_duration is scanned instead."""
     where, params = scope
     key = _GROUP_KEYS[group_by] if group_by else None
     partition = f"PARTITION BY {key}" if key else ""
-    picks = " OR ".join(f"rn = (n - 1) * {p} / 100" for p in PERCENTILES)
+    picks = " OR ".join(f"rn = (n * {p} + 99) / 100 - 1" for p in PERCENTILES)
     sql = (
         f"SELECT g, rn, n, duration_ms FROM (SELECT {key or 'NULL'} AS g, duration_ms, "
         f"ROW_NUMBER() OVER ({partition} ORDER BY duration_ms) - 1 AS rn, COUNT(*) OVER ({partition}) AS n "
-        f"FROM executions WHERE {where} AND duration_ms IS NOT NULL) AS ranked WHERE {picks}"
+        f"FROM executions WHERE {where} AND duration_ms + 0 IS NOT NULL) AS ranked WHERE {picks}"
     )
     return sql, params
 

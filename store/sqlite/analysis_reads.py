@@ -43,6 +43,9 @@ from store.timeutil import from_us, now_utc, to_us
 SEQ_UNKNOWN = 2**62  # a failure pruned between two reads: page on from after every tie of its time
 NAMED_MEMBERS = 5  # tasks / actors named per failure group (all are counted)
 STATUSES = ("success", "failed", "partial", "cancelled", "running")
+# A time window of top-level runs with at most this many durations sorts them (one pass over the
+# window); a wider one walks ix_exec_top_duration, whose cost is bounded by half the index.
+SORT_AT_MOST = 20_000
 
 
 def _us(moment: datetime | None) -> int | None:
@@ -90,10 +93,15 @@ class AnalysisMixin:
             if group_by is None and not tallies:
                 tallies[None] = _Tally()
             ranked = sorted(tallies.items(), key=lambda kv: (-kv[1].runs, str(kv[0])))[:limit]
+            measured = sum(t.measured for t in tallies.values())
+            top_level = task_id is None and task_type is None and group_by is None and not workers
             if task_id is not None or group_by == "task_id":  # one task per group: ix_exec_task_duration
                 durations = {
                     key: await _indexed_percentiles(snap, scope, group_by, key, t) for key, t in ranked
                 }
+            elif top_level and ((since is None and until is None) or measured > SORT_AT_MOST):
+                walk = aq.top_level_walk(_us(since), _us(until))  # ix_exec_top_duration
+                durations = {key: await _indexed_percentiles(snap, walk, None, key, t) for key, t in ranked}
             else:
                 durations = _ranked_percentiles(await snap.all(*aq.durations_ranked(scope, group_by)))
         groups = [t.stats(key, durations.get(key, {})) for key, t in ranked]
@@ -310,7 +318,8 @@ async def _indexed_percentiles(
         where, params = f"{where} AND task_id = ?", [*params, key]
     found: dict[int, int] = {}
     for p in PERCENTILES if tally.measured else ():
-        (value,) = await snap.one(*aq.duration_at_rank((where, params), percentile_rank(tally.measured, p)))
+        rank = percentile_rank(tally.measured, p)
+        (value,) = await snap.one(*aq.duration_at_rank((where, params), rank, tally.measured))
         found[p] = int(value)
     return found
 

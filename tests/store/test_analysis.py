@@ -14,6 +14,7 @@ from store import InvalidInput, Store
 from store.admin import copy_history
 from store.analysis import failure_fingerprint, percentile_rank, timeline_steps
 from store.models import ErrorInput, EventRequest, Execution, IOEffects, RecordRequest, Usage
+from store.sqlite import analysis_reads
 
 T0 = datetime(2025, 11, 1, tzinfo=UTC)
 STACK = 'Traceback (most recent call last):\n  File "/srv/app/jobs/load.py", line 12, in run\nKeyError: x'
@@ -109,15 +110,49 @@ async def test_stats_count_outcomes_retries_and_tokens(store: Store) -> None:
 
 
 @pytest.mark.parametrize("runs", [1, 2, 7, 100])
-async def test_percentiles_are_the_nearest_rank_below_on_both_paths(store: Store, runs: int) -> None:
+async def test_percentiles_are_the_nearest_rank_on_every_path(
+    store: Store, runs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     durations = [(n * 37) % 101 + 1 for n in range(runs)]  # seconds, in no particular order
     for minute, seconds in enumerate(durations):
         await record(store, "job", minute, seconds=seconds, task_type="batch")
     ordered = sorted(d * 1000 for d in durations)
     want = [ordered[percentile_rank(runs, p)] for p in (50, 95, 99)]
-    by_task = (await store.stats(task_id="job")).groups[0].durations  # the index path
-    by_type = (await store.stats(task_type="batch")).groups[0].durations  # the window-function path
-    for d in (by_task, by_type):
+    since = T0 - timedelta(days=1)
+    found = [
+        (await store.stats(task_id="job")).groups[0].durations,  # ix_exec_task_duration
+        (await store.stats(task_type="batch")).groups[0].durations,  # the window-function sort
+        (await store.stats()).groups[0].durations,  # ix_exec_top_duration
+        (await store.stats(since=since)).groups[0].durations,  # a small window: sorted
+    ]
+    monkeypatch.setattr(analysis_reads, "SORT_AT_MOST", 0)
+    found.append((await store.stats(since=since)).groups[0].durations)  # a wide one: the index walk
+    for d in found:
+        assert d.measured == runs and [d.p50_ms, d.p95_ms, d.p99_ms] == want
+
+
+# Nearest rank by hand: the ceil(p * n / 100)-th smallest (1-based) of n = 1, 2, 3 and 100 runs.
+HAND_RANKED = {
+    1: (1, 1, 1),  # the only run for every percentile
+    2: (1, 2, 2),  # ceil(1.0) = 1st; ceil(1.9) = 2nd; ceil(1.98) = 2nd: p99 of two is the slower
+    3: (2, 3, 3),  # ceil(1.5) = 2nd; ceil(2.85) = 3rd; ceil(2.97) = 3rd
+    100: (50, 95, 99),  # ceil(50) = 50th; 95th; 99th
+}
+
+
+@pytest.mark.parametrize("runs", sorted(HAND_RANKED))
+async def test_percentiles_match_a_hand_computed_nearest_rank(store: Store, runs: int) -> None:
+    for minute in range(runs):  # run k (1-based) takes k seconds, recorded slowest first
+        await record(store, "job", minute, seconds=runs - minute, task_type="batch")
+    want = [k * 1000 for k in HAND_RANKED[runs]]
+    assert [percentile_rank(runs, p) + 1 for p in (50, 95, 99)] == list(HAND_RANKED[runs])
+    for stats in (
+        await store.stats(task_id="job"),
+        await store.stats(task_type="batch"),
+        await store.stats(),
+        await store.stats(group_by="actor"),
+    ):
+        d = stats.groups[0].durations
         assert d.measured == runs and [d.p50_ms, d.p95_ms, d.p99_ms] == want
 
 

@@ -168,6 +168,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]
 WINDOW = (T0_US + 100 * MINUTE_US, T0_US + 900 * MINUTE_US)
 ONE_TASK = aq.stats_filter("task-7", None, None, None, False)
 ONE_TASK_WINDOW = aq.stats_filter("task-7", None, *WINDOW, False)
+TOP_LEVEL = aq.top_level_walk(None, None)
+TOP_LEVEL_WINDOW = aq.top_level_walk(*WINDOW)
 FAILURES = aq.failure_window(None, None, None)
 FAILURES_WINDOW = aq.failure_window(None, *WINDOW)
 FAILURES_TASK = aq.failure_window("task-10", None, None)
@@ -185,8 +187,12 @@ QUERIES: dict[str, tuple[aq.Query, str]] = {
         aq.stats_counts(aq.stats_filter(None, None, None, None, False), "task_type"),
         "ix_exec_task_duration",
     ),
-    "p99, one task": (aq.duration_at_rank(ONE_TASK, 90), "ix_exec_task_duration"),
-    "p99, one task, window": (aq.duration_at_rank(ONE_TASK_WINDOW, 20), "ix_exec_task_duration"),
+    "p99, one task": (aq.duration_at_rank(ONE_TASK, 90, 100), "ix_exec_task_duration"),
+    "p50, one task": (aq.duration_at_rank(ONE_TASK, 40, 100), "ix_exec_task_duration"),
+    "p99, one task, window": (aq.duration_at_rank(ONE_TASK_WINDOW, 20, 30), "ix_exec_task_duration"),
+    "p50, every top-level run": (aq.duration_at_rank(TOP_LEVEL, 400, 1000), "ix_exec_top_duration"),
+    "p99, every top-level run": (aq.duration_at_rank(TOP_LEVEL, 990, 1000), "ix_exec_top_duration"),
+    "p99, top-level window": (aq.duration_at_rank(TOP_LEVEL_WINDOW, 790, 800), "ix_exec_top_duration"),
     "failure groups": (aq.failure_groups(FAILURES, 10, 0), "ix_failures_"),
     "failure groups, window": (aq.failure_groups(FAILURES_WINDOW, 10, 0), "ix_failures_"),
     "failure groups, task": (aq.failure_groups(FAILURES_TASK, 10, 0), "ix_failures_task"),
@@ -224,6 +230,26 @@ def test_each_debugging_query_reads_an_index_not_a_table(db: sqlite3.Connection,
     assert index in steps, steps
 
 
-def test_a_percentile_on_one_task_walks_the_index_in_order_without_sorting(db: sqlite3.Connection) -> None:
-    steps = plan(db, aq.duration_at_rank(ONE_TASK, 90))
-    assert "COVERING INDEX ix_exec_task_duration" in steps and "TEMP B-TREE" not in steps, steps
+@pytest.mark.parametrize(
+    ("scope", "rank", "measured", "index"),
+    [
+        (ONE_TASK, 90, 100, "ix_exec_task_duration"),
+        (ONE_TASK, 10, 100, "ix_exec_task_duration"),
+        (TOP_LEVEL, 990, 1000, "ix_exec_top_duration"),
+        (TOP_LEVEL, 400, 1000, "ix_exec_top_duration"),
+        (TOP_LEVEL_WINDOW, 790, 800, "ix_exec_top_duration"),
+    ],
+)
+def test_a_percentile_walks_the_index_in_order_without_sorting(
+    db: sqlite3.Connection, scope: aq.Query, rank: int, measured: int, index: str
+) -> None:
+    steps = plan(db, aq.duration_at_rank(scope, rank, measured))
+    assert f"COVERING INDEX {index}" in steps and "TEMP B-TREE" not in steps, steps
+
+
+def test_a_high_percentile_walks_from_the_top() -> None:
+    """p99 of 1,000 is 9 steps from the slow end, not 990 from the fast one."""
+    sql, params = aq.duration_at_rank(TOP_LEVEL, 990, 1000)
+    assert "ORDER BY duration_ms DESC" in sql and params[-1] == 9
+    sql, params = aq.duration_at_rank(TOP_LEVEL, 400, 1000)
+    assert "ORDER BY duration_ms LIMIT" in sql and params[-1] == 400
