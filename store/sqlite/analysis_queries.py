@@ -29,10 +29,14 @@ def failure_window(task_id: str | None, since_us: int | None, until_us: int | No
 
 
 def failure_groups(window: Query, limit: int, offset: int) -> Query:
-    """The window's failure groups, commonest first: fingerprint, count, first, last, fixed."""
+    """The window's failure groups, commonest first: fingerprint, count, first, last, fixed, and
+    on every row the window's totals (groups, failures, first failure), which window functions
+    over the groups compute in the same pass, so a page costs one scan of the window, not two
+    (failure_totals answers when the page is past the last group)."""
     where, params = window
     sql = (
-        "SELECT fingerprint, COUNT(*), MIN(started_us), MAX(started_us), COUNT(fixed_us) FROM failures "
+        "SELECT fingerprint, COUNT(*), MIN(started_us), MAX(started_us), COUNT(fixed_us), "
+        "COUNT(*) OVER (), SUM(COUNT(*)) OVER (), MIN(MIN(started_us)) OVER () FROM failures "
         f"WHERE {where} GROUP BY fingerprint ORDER BY COUNT(*) DESC, MAX(started_us) DESC, fingerprint "
         "LIMIT ? OFFSET ?"
     )
@@ -40,6 +44,7 @@ def failure_groups(window: Query, limit: int, offset: int) -> Query:
 
 
 def failure_totals(window: Query) -> Query:
+    """Failures, groups and the first failure of the window (when failure_groups returns no row)."""
     where, params = window
     return (
         f"SELECT COUNT(*), COUNT(DISTINCT fingerprint), MIN(started_us) FROM failures WHERE {where}",

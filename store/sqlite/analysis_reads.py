@@ -61,18 +61,21 @@ class AnalysisMixin:
     ) -> FailurePatterns:
         window = aq.failure_window(task_id, _us(since), _us(until))
         async with self._readers.snapshot() as snap:
-            failures, distinct, first_us = await snap.one(*aq.failure_totals(window))
+            found = await snap.all(*aq.failure_groups(window, limit, offset))
+            if found:  # each row carries the window's totals
+                distinct, failures, first_us = found[0][5:]
+            else:  # past the last group, or none
+                failures, distinct, first_us = await snap.one(*aq.failure_totals(window))
             start = _us(since) if since is not None else first_us
             end = _us(until) if until is not None else to_us(now_utc()) + 1
             width = bucket_width_us(start, end) if start is not None else 1_000_000
-            found = await snap.all(*aq.failure_groups(window, limit, offset))
             buckets = -(-(end - start) // width) if start is not None else 0
-            groups = [await _group(snap, window, row, start or 0, width, buckets) for row in found]
+            groups = [await _group(snap, window, row[:5], start or 0, width, buckets) for row in found]
         return FailurePatterns(
             groups=groups,
             total_groups=int(distinct),
             total_failures=int(failures),
-            trend_start=from_us(start) if start is not None else None,
+            trend_start=from_us(int(start)) if start is not None else None,
             trend_bucket_seconds=width // 1_000_000,
             offset=offset,
         )

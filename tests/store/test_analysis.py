@@ -89,6 +89,12 @@ async def test_patterns_page_with_an_offset_and_filter_by_task(store: Store) -> 
     first = await store.failure_patterns(limit=2)
     rest = await store.failure_patterns(limit=2, offset=2)
     assert [g.count for g in first.groups + rest.groups] == [5, 4, 3, 2]
+    past = await store.failure_patterns(limit=2, offset=7)  # no group on the page: totals still told
+    for page in (first, rest, past):
+        assert (page.total_groups, page.total_failures, page.trend_start) == (5, 15, T0)
+    assert past.groups == [] and past.offset == 7
+    window = await store.failure_patterns(since=T0 + timedelta(minutes=20), until=T0 + timedelta(minutes=40))
+    assert (window.total_groups, window.total_failures, [g.count for g in window.groups]) == (2, 7, [4, 3])
     assert (await store.failure_patterns(task_id="nobody")).total_failures == 0
     with pytest.raises(InvalidInput):
         await store.failure_patterns(limit=51)

@@ -30,7 +30,7 @@ EXECUTIONS = 4000
 T0 = datetime(2025, 11, 1, tzinfo=UTC)
 T0_US = to_us(T0)
 MINUTE_US = 60_000_000
-TABLES = {"executions", "events", "tasks"}
+TABLES = {"executions", "events", "tasks", "failures"}
 
 
 def span(n: int) -> str:
@@ -140,6 +140,10 @@ QUERIES: dict[str, Callable[[], q.Query]] = {
     "task_executions": lambda: q.task_executions("task-7", 500),
     "task_events": lambda: q.task_events("task-7", 500),
     "task_counts": lambda: q.task_counts("task-7"),
+    # tasks_failure_patterns' groups with the window's totals in the same pass.
+    "failure groups": lambda: aq.failure_groups(aq.failure_window(None, None, None), 10, 0),
+    "failure groups window": lambda: aq.failure_groups(aq.failure_window(None, SINCE_US, UNTIL_US), 10, 0),
+    "failure groups task_id": lambda: aq.failure_groups(aq.failure_window("task-10", None, None), 10, 0),
     # tasks_stats percentiles over every top-level run, and a wide window of them.
     "stats p99 top-level": lambda: aq.duration_at_rank(aq.top_level_walk(None, None), 3800, 3840),
     "stats p50 top-level window": lambda: aq.duration_at_rank(
