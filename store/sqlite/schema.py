@@ -247,6 +247,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX ix_exec_top_duration ON executions (duration_ms, started_us, worker_id)"
         " WHERE worker_id IS NULL AND duration_ms IS NOT NULL",
     )),
+    # tasks_failure_patterns names each group's tasks and actors by a GROUP BY over the group's
+    # failures; over all time, these indexes hand them over already grouped (no temp B-tree per
+    # group). A time window keeps its range seek on ix_failures_fingerprint.
+    Migration("0009_failure_members", (
+        "CREATE INDEX ix_failures_fingerprint_task ON failures (fingerprint, task_id)",
+        "CREATE INDEX ix_failures_fingerprint_actor ON failures (fingerprint, actor)",
+    )),
 )  # fmt: skip
 
 _LEDGER = "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_us INTEGER NOT NULL)"

@@ -197,7 +197,17 @@ QUERIES: dict[str, tuple[aq.Query, str]] = {
     "failure groups, window": (aq.failure_groups(FAILURES_WINDOW, 10, 0), "ix_failures_"),
     "failure groups, task": (aq.failure_groups(FAILURES_TASK, 10, 0), "ix_failures_task"),
     "failure totals": (aq.failure_totals(FAILURES_WINDOW), "ix_failures_"),
-    "group tasks": (aq.group_members(FAILURES, "abc", "task_id"), "ix_failures_fingerprint"),
+    "group tasks": (aq.group_members(FAILURES, "abc", "task_id"), "ix_failures_fingerprint_task"),
+    "group actors": (aq.group_members(FAILURES, "abc", "actor"), "ix_failures_fingerprint_actor"),
+    "group tasks, window": (
+        aq.group_members(FAILURES_WINDOW, "abc", "task_id"),
+        "ix_failures_fingerprint (fingerprint=? AND started_us>? AND started_us<?)",
+    ),
+    "group actors, window": (
+        aq.group_members(FAILURES_WINDOW, "abc", "actor"),
+        "ix_failures_fingerprint (fingerprint=? AND started_us>? AND started_us<?)",
+    ),
+    "group tasks, task": (aq.group_members(FAILURES_TASK, "abc", "task_id"), "ix_failures_fingerprint_task"),
     "group trend": (aq.group_trend(FAILURES_WINDOW, "abc", WINDOW[0], MINUTE_US), "ix_failures_fingerprint"),
     "group example": (aq.group_example(FAILURES, "abc"), "ix_failures_fingerprint"),
     "story runs": (aq.story_executions("task_id", "task-7", WINDOW[1], 100), "ix_exec_task"),
@@ -245,6 +255,15 @@ def test_a_percentile_walks_the_index_in_order_without_sorting(
 ) -> None:
     steps = plan(db, aq.duration_at_rank(scope, rank, measured))
     assert f"COVERING INDEX {index}" in steps and "TEMP B-TREE" not in steps, steps
+
+
+@pytest.mark.parametrize("column", ["task_id", "actor"])
+def test_an_all_time_group_names_its_members_from_an_index_in_group_order(
+    db: sqlite3.Connection, column: str
+) -> None:
+    steps = plan(db, aq.group_members(FAILURES, "abc", column))
+    assert f"COVERING INDEX ix_failures_fingerprint_{column.split('_')[0]}" in steps, steps
+    assert "TEMP B-TREE FOR GROUP BY" not in steps, steps
 
 
 def test_a_high_percentile_walks_from_the_top() -> None:

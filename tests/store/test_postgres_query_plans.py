@@ -144,6 +144,11 @@ QUERIES: dict[str, Callable[[], q.Query]] = {
     "failure groups": lambda: aq.failure_groups(aq.failure_window(None, None, None), 10, 0),
     "failure groups window": lambda: aq.failure_groups(aq.failure_window(None, SINCE_US, UNTIL_US), 10, 0),
     "failure groups task_id": lambda: aq.failure_groups(aq.failure_window("task-10", None, None), 10, 0),
+    "group tasks": lambda: aq.group_members(aq.failure_window(None, None, None), "abc", "task_id"),
+    "group actors": lambda: aq.group_members(aq.failure_window(None, None, None), "abc", "actor"),
+    "group actors window": lambda: aq.group_members(
+        aq.failure_window(None, SINCE_US, UNTIL_US), "abc", "actor"
+    ),
     # tasks_stats percentiles over every top-level run, and a wide window of them.
     "stats p99 top-level": lambda: aq.duration_at_rank(aq.top_level_walk(None, None), 3800, 3840),
     "stats p50 top-level window": lambda: aq.duration_at_rank(
