@@ -42,7 +42,7 @@ from server.results_debug import (
     timeline_position,
 )
 from server.toolkit import READ_ONLY, ToolSpec, reply_fitted, store_of
-from store.analysis import timeline_steps
+from store.analysis import STORY_LIMIT_MAX, timeline_steps
 from store.errors import InvalidInput
 
 
@@ -157,12 +157,24 @@ async def tasks_timeline(
     handoffs and files written, with the time between steps. The most recent steps when it is long;
     next_cursor pages back."""
     before = timeline_position(cursor, task_id, trace_id) if cursor else None
-    story = await store_of(ctx).story(task_id=task_id, trace_id=trace_id, until=until, before=before)
+    story = await store_of(ctx).story(
+        task_id=task_id, trace_id=trace_id, until=until, before=before, limit=_steps_that_fit(max_tokens)
+    )
     steps, total = timeline_steps(story), story.executions_total + story.events_total
     fitted = fit_shaped(
         lambda shape: TimelineResult.of(steps, shape, task_id, story.trace_id, total), detail, max_tokens
     )
     return reply_fitted(fitted)
+
+
+# No step renders in fewer tokens than this (the smallest seen is about 60), so reading more rows of
+# each kind than max_tokens / this can only build models the budget then drops: that model building,
+# not the SQL, was most of a long timeline's cost.
+_MIN_STEP_TOKENS = 40
+
+
+def _steps_that_fit(max_tokens: int) -> int:
+    return min(STORY_LIMIT_MAX, max_tokens // _MIN_STEP_TOKENS + 1)
 
 
 async def tasks_side_effects(
