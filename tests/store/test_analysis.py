@@ -69,6 +69,19 @@ async def test_a_group_names_its_tasks_and_actors_and_its_trend_adds_up(store: S
     assert group.example.started_at == T0 + timedelta(hours=5)
 
 
+async def test_one_tasks_group_names_only_the_actors_of_its_own_failures(store: Store) -> None:
+    actors = ["agent-b", "agent-a", "agent-b", None, "agent-c", "agent-b", "agent-a"]
+    for minute, actor in enumerate(actors):
+        await record(store, "mine", minute, actor=actor, **failed())
+    for minute in range(4):  # the same failure elsewhere, by an actor "mine" never had
+        await record(store, "theirs", 10 + minute, actor=f"agent-{'bz'[minute % 2]}", **failed())
+    [group] = (await store.failure_patterns(task_id="mine")).groups
+    assert group.count == 7 and group.tasks == ["mine"]
+    assert group.actors_affected == 3 and group.actors == ["agent-b", "agent-a", "agent-c"]
+    [window] = (await store.failure_patterns(task_id="mine", since=T0 + timedelta(minutes=3))).groups
+    assert window.actors_affected == 3 and window.actors == ["agent-a", "agent-b", "agent-c"]
+
+
 async def test_a_failure_fixed_by_a_later_retry_is_counted_either_way_round(store: Store) -> None:
     first = await record(store, "flaky", 0, **failed())
     await record(store, "flaky", 1, retry_of=first.span_id)

@@ -149,6 +149,9 @@ QUERIES: dict[str, Callable[[], q.Query]] = {
     "group actors window": lambda: aq.group_members(
         aq.failure_window(None, SINCE_US, UNTIL_US), "abc", "actor"
     ),
+    "group actors task_id": lambda: aq.group_members(
+        aq.failure_window("task-10", None, None), "abc", "actor"
+    ),
     # tasks_stats percentiles over every top-level run, and a wide window of them.
     "stats p99 top-level": lambda: aq.duration_at_rank(aq.top_level_walk(None, None), 3800, 3840),
     "stats p50 top-level window": lambda: aq.duration_at_rank(
