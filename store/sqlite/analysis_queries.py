@@ -297,12 +297,15 @@ def effects_page(scope: Query, task_id: str | None, after: tuple[int, int] | Non
 
 
 def effects_count(scope: Query, task_id: str | None) -> Query:
+    """How many executions match, up to COUNT_CAP + 1. Without task_id the count is of the index
+    entries alone: every side_effects row has its execution (a foreign key, ON DELETE CASCADE), so
+    joining executions only cost a primary-key lookup per match, 10,001 random reads of the
+    largest table (11 ms for a file 8% of the runs wrote, on the 1M benchmark)."""
     where, params = scope
+    source = "side_effects AS s"
     if task_id is not None:
+        source += " JOIN executions AS e ON e.seq = s.exec_seq"
         where += " AND e.task_id = ?"
         params = [*params, task_id]
-    sql = (
-        "SELECT COUNT(*) FROM (SELECT 1 FROM side_effects AS s JOIN executions AS e ON e.seq = s.exec_seq "
-        f"WHERE {where} LIMIT ?) AS capped"
-    )
+    sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT ?) AS capped"
     return sql, [*params, COUNT_CAP + 1]
