@@ -135,6 +135,21 @@ class StdioWire:
         await self.send(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}')
 
 
+async def _close(process: asyncio.subprocess.Process) -> bool:
+    """Whether end of input ended the server; one that does not end by then is killed, so a failing
+    test leaves no process behind (and its own error is the one reported)."""
+    assert process.stdin is not None
+    process.stdin.close()
+    try:
+        async with asyncio.timeout(REPLY_TIMEOUT_S):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return False
+    return True
+
+
 async def test_broken_text_over_stdio_is_answered_as_a_tool_error_and_nothing_is_stored(
     db_path: Path,
 ) -> None:
@@ -153,10 +168,8 @@ async def test_broken_text_over_stdio_is_answered_as_a_tool_error_and_nothing_is
         await wire.send(tools_call("tasks_start", {"task_id": "fine"}, era=LEGACY))
         assert (await wire.reply())["result"].get("isError") is not True
     finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        async with asyncio.timeout(REPLY_TIMEOUT_S):
-            await process.wait()
+        ended_on_eof = await _close(process)
+    assert ended_on_eof, "task-history stdio did not exit when its input closed"
     async with await Store.open(str(db_path)) as store:
         page = await store.list_executions(limit=10)
     assert [e.task_id for e in page.executions] == ["fine"]
