@@ -15,7 +15,7 @@ records, so an archive imports like an export."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from store.errors import InvalidInput
 from store.experience import from_document, to_document
 from store.models import Execution, LifecycleEvent
-from store.records import StoredTask
+from store.records import Page, StoredTask
 from store.store import Store
 from store.timeutil import iso_z, now_utc
 
@@ -111,26 +111,24 @@ async def export_history(
             progress(1)
 
     write(dumps(header(since, until)))
-    after_run: int | None = 0
-    while after_run is not None:
-        runs = await store.scan_executions(after=after_run, since=since, until=until)
-        for run in runs.items:
-            emit(run)
-        counts.executions += len(runs.items)
-        after_run = runs.after
-    after_event: int | None = 0
-    while after_event is not None:
-        events = await store.scan_events(after=after_event, since=since, until=until)
-        for event in events.items:
-            emit(event)
-        counts.events += len(events.items)
-        after_event = events.after
-    after_task: str | None = ""
-    while after_task is not None:
-        tasks = await store.scan_tasks(after=after_task, since=since, until=until)
-        for task in tasks.items:
-            emit(task)
-        counts.tasks += len(tasks.items)
-        after_task = tasks.after
+    window = {"since": since, "until": until}
+    counts.executions = await _drain(lambda after: store.scan_executions(after=after, **window), 0, emit)
+    counts.events = await _drain(lambda after: store.scan_events(after=after, **window), 0, emit)
+    counts.tasks = await _drain(lambda after: store.scan_tasks(after=after, **window), "", emit)
     write(dumps({"record": "footer", "counts": counts.as_dict()}))
     return counts
+
+
+async def _drain(
+    scan: Callable[[Any], Awaitable[Page[Any]]], start: int | str, emit: Callable[[Any], None]
+) -> int:
+    """Emit every item of a full keyset scan, page by page; how many there were."""
+    emitted = 0
+    after: int | str | None = start
+    while after is not None:
+        page = await scan(after)
+        for item in page.items:
+            emit(item)
+        emitted += len(page.items)
+        after = page.after
+    return emitted
