@@ -36,6 +36,11 @@ class PgReaderPool:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one statement (in a snapshot of its own, as on SQLite)."""
+        async with self.snapshot() as snap:
+            return await snap.all(sql, params)
+
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[PgSnapshot]:
         """A pooled connection inside one read transaction, returned to the pool afterwards."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from store.analysis import PERCENTILES
+
+# tasks_side_effects counts as far as tasks_list does
+from store.sqlite.queries import COUNT_CAP as COUNT_CAP
 from store.sqlite.rows import EVENT_SELECT, EXECUTION_SELECT
 
 Query = tuple[str, list[Any]]
-
-COUNT_CAP = 10_000
 
 
 def _where(parts: list[tuple[str, Any]]) -> Query:

@@ -126,11 +126,15 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         self, filters: ExecutionFilter, limit: int, cursor: str | None
     ) -> ExecutionPage:
         position = q.decode_cursor(cursor, filters) if cursor else None
-        async with self._readers.snapshot() as snap:
-            page = await snap.all(*q.list_page(filters, limit, position))
-            (counted,) = await snap.one(*q.count_capped(filters))
+        page = await self._readers.query(*q.counted_page(filters, limit, position))
+        if page:
+            counted = int(page[0][0])
+        elif position is None:
+            counted = 0  # no match at all
+        else:  # past the last page: the rows before the cursor still match
+            counted = int((await self._readers.query(*q.count_capped(filters)))[0][0])
         has_more = len(page) > limit
-        page = page[:limit]
+        page = [row[1:] for row in page[:limit]]
         executions = [rows.execution_from(row[1:]) for row in page]
         return ExecutionPage(
             executions=executions, total=min(counted, q.COUNT_CAP), total_exact=counted <= q.COUNT_CAP,

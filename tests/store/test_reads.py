@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,8 @@ import pytest
 
 from store import InvalidInput, NotFound, Store
 from store.models import ErrorInput, ExecutionFilter, FinishRequest, RecordRequest, StartRequest
+from store.retention import retention_of
+from store.sqlite.queries import COUNT_CAP
 
 T0 = datetime(2025, 11, 1, tzinfo=UTC)
 
@@ -50,6 +53,27 @@ async def test_lists_are_newest_first_and_cursors_walk_every_row_once(store: Sto
             break
         page = await store.list_executions(limit=10, cursor=page.next_cursor)
     assert seen == list(reversed(spans))
+
+
+async def test_a_list_counts_up_to_the_cap_then_says_its_total_is_a_lower_bound(store: Store) -> None:
+    await asyncio.gather(*(record(store, "t", minute) for minute in range(COUNT_CAP + 1)))
+    page = await store.list_executions(limit=5)
+    assert (page.total, page.total_exact, page.returned, page.has_more) == (COUNT_CAP, False, 5, True)
+    at_the_cap = await store.list_executions(ExecutionFilter(since=T0 + timedelta(minutes=1)), limit=5)
+    assert (at_the_cap.total, at_the_cap.total_exact) == (COUNT_CAP, True)
+
+
+async def test_a_page_emptied_under_its_cursor_still_counts_the_matches(store: Store) -> None:
+    day = 24 * 60
+    await record(store, "t", 0)
+    await record(store, "t", 3 * day)
+    await record(store, "t", 3 * day + 1)
+    first = await store.list_executions(limit=2)
+    assert first.has_more and first.next_cursor
+    batch, _ = await store.prune_traces(retention_of(1, 1, 1, now=T0 + timedelta(days=2)))
+    assert (await store.prune(batch)).executions == 1  # the oldest run: the only one on page 2
+    rest = await store.list_executions(limit=2, cursor=first.next_cursor)
+    assert (rest.returned, rest.total, rest.total_exact, rest.has_more) == (0, 2, True, False)
 
 
 @pytest.mark.parametrize(
