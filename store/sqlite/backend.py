@@ -192,13 +192,13 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         return ExecutionDetail(execution=rows.execution_from(row), events=events)
 
     async def task_status(self, task_id: str) -> TaskStatus:
-        async with self._readers.snapshot() as snap:
-            row = await snap.one(f"SELECT {rows.TASK_SELECT} FROM tasks WHERE task_id = ?", (task_id,))
-        if row is None:
+        sql = f"SELECT {rows.TASK_SELECT} FROM tasks WHERE task_id = ?"
+        found = await self._readers.query(sql, (task_id,))
+        if not found:
             raise NotFound(
                 "task", f"task_id {task_id}", hint="Call tasks_list to see which task ids have history."
             )
-        return rows.task_from(row)
+        return rows.task_from(found[0])
 
     async def timeline(self, task_id: str, limit: int) -> TaskTimeline:
         async with self._readers.snapshot() as snap:
