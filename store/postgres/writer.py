@@ -19,6 +19,7 @@ import psycopg
 from store.errors import StoreError, StoreUnavailable
 from store.postgres.locks import WRITE_LOCK, lock_sql
 from store.postgres.tx import PgTx
+from store.sqlite.jobs import RunningCache
 from store.sqlite.writer import GroupCommitWriter
 
 Connect = Callable[[], psycopg.Connection[Any]]
@@ -30,6 +31,9 @@ class PgWriter(GroupCommitWriter):
     ) -> None:
         self._connect = connect
         self._conn = conn
+        # Other processes may finish these executions: the jobs' guarded update notices (see
+        # store.sqlite.jobs.RunningCache), as PostgreSQL has no cheap "changed since" check.
+        self.running = RunningCache()
         super().__init__(executor, batch_max)
 
     async def close(self) -> None:
@@ -43,9 +47,10 @@ class PgWriter(GroupCommitWriter):
             conn = self._connection()
             with conn.transaction():
                 conn.execute(lock_sql(WRITE_LOCK))
-                running, tx = True, PgTx(conn)
+                running, tx = True, WriterTx(conn, self.running)
                 outcomes = [_run_job(conn, tx, job) for job in jobs]
         except psycopg.Error as exc:
+            self.running.clear()  # what this transaction's jobs inserted is gone
             if retry and not running and conn is not None and conn.broken:
                 # The connection died while idle (a server restart, a failover, an idle timeout)
                 # and no job has run: nothing was written, so the batch can go again on a new one.
@@ -61,12 +66,23 @@ class PgWriter(GroupCommitWriter):
         return self._conn
 
 
-def _run_job(conn: psycopg.Connection[Any], tx: PgTx, job: Callable[[Any], Any]) -> tuple[bool, Any]:
+class WriterTx(PgTx):
+    """The writer's transaction, carrying the writer's RunningCache for the jobs."""
+
+    def __init__(self, conn: psycopg.Connection[Any], running: RunningCache) -> None:
+        super().__init__(conn)
+        self.running = running
+
+
+def _run_job(conn: psycopg.Connection[Any], tx: WriterTx, job: Callable[[Any], Any]) -> tuple[bool, Any]:
     try:
         with conn.transaction():  # a savepoint: a failed job leaves nothing behind
-            return True, job(tx)
+            value = job(tx)
     except Exception as exc:
+        tx.running.job_failed()
         return False, exc
+    tx.running.job_done()
+    return True, value
 
 
 def _unavailable(exc: psycopg.Error) -> StoreError:

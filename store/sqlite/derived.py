@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from store.analysis import directories_of, failure_fingerprint, side_effects_of
+from store.analysis import IO_FIELDS, directories_of, failure_fingerprint, side_effects_of
 from store.dbapi import Tx
 from store.fingerprint import normalize_message
 from store.models import Execution
@@ -153,15 +153,17 @@ _MARK_FIXED = (
 )
 
 
-def index_execution(tx: Tx, e: Execution) -> None:
-    """Bring failures and side_effects up to date with `e`, just inserted or finished.
-    Idempotent: calling it again for the same execution adds nothing."""
-    effects = side_effects_of(e.io.model_dump())
+def index_execution(tx: Tx, e: Execution, seq: int | None = None) -> None:
+    """Bring failures and side_effects up to date with `e`, just inserted or finished (its row's
+    `seq` when the caller has it). Idempotent: calling it again for the same execution adds nothing."""
+    declared = any(getattr(e.io, field) for field in IO_FIELDS.values())  # most declare none
+    effects = side_effects_of(e.io.model_dump()) if declared else []
     failed = e.status == "failed" and e.error is not None
     fixes = e.status == "success" and e.attempt > 1 and e.worker_id is None
     if not (effects or failed or fixes):
         return
-    seq = tx.execute("SELECT seq FROM executions WHERE span_id = ?", (e.span_id,)).fetchone()[0]
+    if seq is None:
+        seq = tx.execute("SELECT seq FROM executions WHERE span_id = ?", (e.span_id,)).fetchone()[0]
     started_us = to_us(e.started_at)
     for kind, value in effects:
         tx.execute(_INSERT_EFFECT, (seq, kind, value, started_us))

@@ -34,9 +34,12 @@ _INSERT_EXECUTION = (
     f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}) VALUES "
     f"({', '.join('?' * len(EXECUTION_COLUMNS))})"
 )
+# The guard makes the update check what the job believes: a row that is not running any more
+# (finished by another process since it was cached, see RunningCache) updates nothing and
+# returns no seq, and the job answers from a real read instead.
 _UPDATE_OUTCOME = (
     f"UPDATE executions SET {', '.join(f'{c} = ?' for c in rows.OUTCOME_COLUMNS)} "
-    "WHERE span_id = ? AND status = 'running'"
+    "WHERE span_id = ? AND status = 'running' RETURNING seq"
 )
 
 
@@ -44,6 +47,72 @@ _UPDATE_OUTCOME = (
 class WriteContext:
     policy: rules.Policy
     now: datetime
+
+
+# ---- the writer's running executions ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A running execution as this writer inserted it, and its detail column's text."""
+
+    execution: Execution
+    detail: str
+
+
+class RunningCache:
+    """The executions this writer inserted as running and has not finished, by span_id, so that
+    finishing one (the common case: tasks_start, then tasks_finish from the same server) need not
+    read the row back and rebuild its model.
+
+    Only ever a hint, never the truth: the finish's UPDATE is guarded by `status = 'running'`,
+    and when it matches no row (another process finished or deleted the execution) the job
+    answers from a real read, exactly as without the cache. Nothing but finishing changes a
+    running execution, so an entry whose row is still running is that row. The writer keeps the
+    entries in step with its transactions: an entry added by a job that fails goes with the job's
+    savepoint (`job_failed`), all go when a transaction fails to commit or another connection
+    committed since the last one (`clear`)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._entries: dict[str, Running] = {}
+        self._added: list[str] = []  # by the job now running
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, span_id: str, entry: Running) -> None:
+        if self._limit <= 0:
+            return
+        if len(self._entries) >= self._limit:  # long-running executions: forget the oldest
+            del self._entries[next(iter(self._entries))]
+        self._entries[span_id] = entry
+        self._added.append(span_id)
+
+    def take(self, span_id: str) -> Running | None:
+        return self._entries.pop(span_id, None)
+
+    def job_done(self) -> None:
+        self._added.clear()
+
+    def job_failed(self) -> None:
+        """The job's savepoint was rolled back: forget what it inserted."""
+        for span_id in self._added:
+            self._entries.pop(span_id, None)
+        self._added.clear()
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._added.clear()
+
+
+_NO_CACHE = RunningCache(limit=0)
+
+
+def running_of(conn: Tx) -> RunningCache:
+    """The cache the writer's transaction carries, or one that keeps nothing (a Tx without one)."""
+    cache = getattr(conn, "running", None)
+    return cache if isinstance(cache, RunningCache) else _NO_CACHE
 
 
 # ---- lookups ---------------------------------------------------------------------------
@@ -130,10 +199,13 @@ def _normalized(req: StartRequest) -> StartRequest:
 
 def insert_execution(conn: Tx, execution: Execution) -> StartResult:
     """Insert, or return the stored twin when the database says this execution exists."""
-    collision = conn.try_insert(_INSERT_EXECUTION, rows.execution_row(execution))
+    detail = rows._detail(execution)
+    collision = conn.try_insert(_INSERT_EXECUTION, rows.execution_row(execution, detail))
     if collision is not None:
         return StartResult(execution=_twin_of(conn, execution, collision), duplicate=True)
     index_execution(conn, execution)  # failures and side_effects (store.sqlite.derived)
+    if execution.status == "running":
+        running_of(conn).put(execution.span_id, Running(execution, detail))
     return StartResult(execution=execution, duplicate=False)
 
 
@@ -176,24 +248,53 @@ def _keyed_twin(twin: Execution, task_id: str) -> Execution:
 def finish_job(req: FinishRequest, ctx: WriteContext) -> Job[FinishResult]:
     def run(conn: Tx) -> FinishResult:
         span_id = req.span_id.strip().lower()
+        finish = req if span_id == req.span_id else req.model_copy(update={"span_id": span_id})
+        cached = running_of(conn).take(span_id)
+        if cached is not None:
+            try:
+                done = rules.finished(cached.execution, finish, ctx.policy, ctx.now)
+            except InvalidInput:
+                pass  # checked against a copy that may be out of date: the real read below decides
+            else:
+                return _store_outcome(conn, cached.execution, done, finish, ctx, cached.detail)
         current = fetch_execution(conn, span_id)
         if current is None:
-            raise NotFound(
-                "execution",
-                f"span_id {req.span_id}",
-                hint="Use the span_id returned by tasks_start (tasks_list shows running executions).",
-            )
-        return finish_execution(conn, current, req.model_copy(update={"span_id": span_id}), ctx)
+            raise _no_execution(req.span_id)
+        return finish_execution(conn, current, finish, ctx)
 
     return run
+
+
+def _no_execution(span_id: str) -> NotFound:
+    return NotFound(
+        "execution",
+        f"span_id {span_id}",
+        hint="Use the span_id returned by tasks_start (tasks_list shows running executions).",
+    )
 
 
 def finish_execution(conn: Tx, current: Execution, req: FinishRequest, ctx: WriteContext) -> FinishResult:
     if current.status != "running":
         return _finished_already(current, req)
     done = rules.finished(current, req, ctx.policy, ctx.now)
-    conn.execute(_UPDATE_OUTCOME, _outcome_values(done))
-    index_execution(conn, done)
+    return _store_outcome(conn, current, done, req, ctx, None)
+
+
+def _store_outcome(
+    conn: Tx, current: Execution, done: Execution, req: FinishRequest, ctx: WriteContext, detail: str | None
+) -> FinishResult:
+    """Write `done` (`current` finished) over the running row; `detail` is current's detail text."""
+    if detail is None or done.io is not current.io:
+        detail = rows._detail(done)
+    row = conn.execute(_UPDATE_OUTCOME, (*rows.outcome_row(done, detail), done.span_id)).fetchone()
+    if row is None:
+        # The row is not running any more: `current` was a cached copy and another process has
+        # finished (or removed) the execution since. Answer from what the database holds.
+        stored = fetch_execution(conn, done.span_id)
+        if stored is None:
+            raise _no_execution(req.span_id)
+        return finish_execution(conn, stored, req, ctx)
+    index_execution(conn, done, seq=row[0])
     if done.parent_span_id is None:
         _task_finished(conn, done, ctx.now)
     return FinishResult(execution=done, already_finished=False)
@@ -209,10 +310,6 @@ def _finished_already(current: Execution, req: FinishRequest) -> FinishResult:
         "outcome stands",
         hint="To run it again, start a new attempt with retry_of set to this span_id.",
     )
-
-
-def _outcome_values(e: Execution) -> tuple[Any, ...]:
-    return (*rows.outcome_row(e), e.span_id)
 
 
 def record_job(req: RecordRequest, ctx: WriteContext) -> Job[StartResult]:

@@ -74,8 +74,8 @@ def _detail(e: Execution) -> str:
     return dumps(detail)
 
 
-def execution_row(e: Execution) -> tuple[Any, ...]:
-    """Values for EXECUTION_COLUMNS, in order."""
+def execution_row(e: Execution, detail: str | None = None) -> tuple[Any, ...]:
+    """Values for EXECUTION_COLUMNS, in order; `detail` is `_detail(e)` when the caller has it."""
     error = e.error
     return (
         e.execution_id, e.span_id, e.trace_id, e.parent_span_id, e.task_id, e.task_slug,
@@ -85,18 +85,19 @@ def execution_row(e: Execution) -> tuple[Any, ...]:
         error.type if error else None, error.message if error else None, error.stack if error else None,
         error.stack_hash if error else None, e.result,
         e.usage.input_tokens, e.usage.output_tokens, e.usage.cost, int(e.backfilled), int(e.scrubbed),
-        e.session_id, to_us(e.created_at), _detail(e),
+        e.session_id, to_us(e.created_at), _detail(e) if detail is None else detail,
     )  # fmt: skip
 
 
-def outcome_row(e: Execution) -> tuple[Any, ...]:
-    """Values for OUTCOME_COLUMNS (the same as execution_row gives for them), in order."""
+def outcome_row(e: Execution, detail: str | None = None) -> tuple[Any, ...]:
+    """Values for OUTCOME_COLUMNS (the same as execution_row gives for them), in order; `detail`
+    is `_detail(e)` when the caller has it (finishing changes only its io)."""
     error = e.error
     return (
         e.status, _maybe_us(e.ended_at), e.duration_ms,
         error.type if error else None, error.message if error else None, error.stack if error else None,
         error.stack_hash if error else None, e.result,
-        e.usage.input_tokens, e.usage.output_tokens, e.usage.cost, _detail(e),
+        e.usage.input_tokens, e.usage.output_tokens, e.usage.cost, _detail(e) if detail is None else detail,
     )  # fmt: skip
 
 

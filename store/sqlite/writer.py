@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from store.errors import StoreError, StoreUnavailable
+from store.sqlite.jobs import RunningCache
 from store.sqlite.tx import SqliteTx
 
 T = TypeVar("T")
@@ -77,12 +78,22 @@ class GroupCommitWriter:
         raise NotImplementedError
 
 
+class WriterTx(SqliteTx):
+    """The writer's transaction, carrying the writer's RunningCache for the jobs."""
+
+    def __init__(self, conn: sqlite3.Connection, running: RunningCache) -> None:
+        super().__init__(conn)
+        self.running = running
+
+
 class Writer(GroupCommitWriter):
     """The SQLite writer: a batch is one BEGIN IMMEDIATE transaction, one savepoint per job."""
 
     def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, batch_max: int) -> None:
         self._conn = conn
-        self._tx = SqliteTx(conn)
+        self.running = RunningCache()
+        self._tx = WriterTx(conn, self.running)
+        self._data_version: int | None = None
         super().__init__(executor, batch_max)
 
     def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[tuple[bool, Any]]:
@@ -90,13 +101,24 @@ class Writer(GroupCommitWriter):
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             return [(False, _unavailable(exc))] * len(jobs)
+        self._forget_if_changed()
         outcomes = [self._run_job(job) for job in jobs]
         try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
+            self.running.clear()  # what this transaction's jobs inserted is gone
             return [(False, _unavailable(exc))] * len(jobs)
         return outcomes
+
+    def _forget_if_changed(self) -> None:
+        """Empty the cache of running executions when another connection (another process)
+        has committed since this writer's last transaction: it may have finished some of them.
+        The guarded update would notice that too; this keeps the cache exact on SQLite."""
+        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        if version != self._data_version:
+            self.running.clear()
+            self._data_version = version
 
     def _run_job(self, job: Callable[[Any], Any]) -> tuple[bool, Any]:
         self._conn.execute("SAVEPOINT job")
@@ -105,8 +127,10 @@ class Writer(GroupCommitWriter):
         except Exception as exc:
             self._conn.execute("ROLLBACK TO job")
             self._conn.execute("RELEASE job")
+            self.running.job_failed()
             return False, exc
         self._conn.execute("RELEASE job")
+        self.running.job_done()
         return True, value
 
     def _rollback(self) -> None:
