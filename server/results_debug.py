@@ -545,7 +545,7 @@ class SideEffectsResult(Sized):
         if not self.matches and not self.omitted:
             found = f" {self.suggestion}" if self.suggestion else ""
             return f"No execution recorded the {self.query}.{found}"
-        total = f"{self.total}" if self.total_exact else f"at least {self.total}"
+        total = f"{self.total:,}" if self.total_exact else f"at least {self.total:,}"
         head = f"{self.returned} of {total} executions with the {self.query}, newest first."
         if self.has_more:
             head += f' More: cursor="{self.next_cursor}".'

@@ -69,7 +69,7 @@ def events_table(rows: Sequence[EventSummary]) -> str:
 def list_view(result: ExecutionList) -> str:
     if not result.executions:
         return "No executions match these filters."
-    total = str(result.total) if result.total_exact else f"at least {result.total}"
+    total = f"{result.total:,}" if result.total_exact else f"at least {result.total:,}"
     foot = f"{result.returned} of {total} matching executions, newest first."
     if result.has_more:
         foot += f"\nNext page: add --cursor {result.next_cursor}"

@@ -3,7 +3,9 @@ rendering that comes with the structured content."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from mcp import Client
 from tool_support import (
@@ -15,6 +17,11 @@ from tool_support import (
     text_of,
     walk_seed_000,
 )
+
+from config import Settings
+from store import Store
+from store.models import RecordRequest
+from store.sqlite.queries import COUNT_CAP
 
 Connect = Callable[..., Client]
 T0 = "2025-11-04T18:29:12Z"
@@ -157,6 +164,23 @@ async def test_paging_with_next_cursor_visits_every_execution_exactly_once(conne
                 break
             page = await ok(client, "tasks_list", limit=10, cursor=page["next_cursor"])
     assert len(seen) == 25 == len(set(seen))
+
+
+async def test_a_total_past_the_count_cap_says_at_least_with_its_thousands(
+    connect: Connect, settings: Settings
+) -> None:
+    start = datetime(2025, 11, 4, tzinfo=UTC)
+    async with await Store.open(settings.database_url) as store:
+        runs = (
+            RecordRequest(task_id="job", status="success", started_at=start + timedelta(seconds=n))
+            for n in range(COUNT_CAP + 1)
+        )
+        await asyncio.gather(*(store.record(run) for run in runs))
+    async with connect() as client:
+        page = await ok(client, "tasks_list", limit=2)
+        assert (page["total"], page["total_exact"], page["has_more"]) == (COUNT_CAP, False, True)
+        text = await text_of(client, "tasks_list", limit=2)
+    assert text.startswith(f"2 of at least {COUNT_CAP:,} matching executions"), text
 
 
 async def test_list_filters_narrow_by_status_and_task(connect: Connect) -> None:
