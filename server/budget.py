@@ -28,7 +28,9 @@ tool-result limit of common clients even where the estimate runs low.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -201,14 +203,33 @@ def fit_shaped(build: Callable[[Shape], Sized], detail: Detail, max_tokens: int)
 
 
 def _trim(best: Fitted, name: str, excluded: list[str], max_tokens: int, floor: int = 0) -> Fitted:
-    """The longest head of list `name` that fits (binary search), but at least its first `floor`
-    items (an empty list when `floor` is 0) even if those do not fit: a later TRIM entry cuts more."""
+    """The longest head of list `name` that fits, but at least its first `floor` items (an empty
+    list when `floor` is 0) even if those do not fit: a later TRIM entry cuts more.
+
+    Measuring a candidate dumps and renders the whole answer, so a plain binary search over a
+    timeline's 240 steps measured it nine times. The items' own JSON sizes say where between two
+    measured heads the budget runs out (an interpolation search); a few such guesses settle it,
+    and a binary search finishes whatever they leave, so the answer is the same either way."""
     base = best.answer
     count = len(getattr(base, name))
     if count <= floor:
         return best
-    low, high = floor + 1, count - 1
     found = _measure(base.trimmed(name, floor).settled(), excluded)
+    head = _HeadSizes(best.content.get(name, [])[floor:], floor)
+    # The two latest measured heads, (items, tokens): a secant through them (not the bracket's ends,
+    # which converges from one side when items near the head are longer than those at the tail).
+    points = [(floor, found.tokens), (count, best.tokens)]
+    low, high = floor + 1, count - 1  # the largest head that fits is found's, or in [low, high]
+    for _ in range(_GUESSES):
+        if low > high:
+            return found
+        guess = min(max(head.predict(points[-2], points[-1], max_tokens), low), high)
+        measured = _measure(base.trimmed(name, guess).settled(), excluded)
+        points.append((guess, measured.tokens))
+        if measured.tokens <= max_tokens:
+            found, low = measured, guess + 1
+        else:
+            high = guess - 1
     while low <= high:
         middle = (low + high + 1) // 2
         candidate = _measure(base.trimmed(name, middle).settled(), excluded)
@@ -217,6 +238,30 @@ def _trim(best: Fitted, name: str, excluded: list[str], max_tokens: int, floor: 
         else:
             high = middle - 1
     return found
+
+
+_GUESSES = 4
+
+
+class _HeadSizes:
+    """Cumulative compact-JSON bytes of a list's items after the first `floor`."""
+
+    def __init__(self, items: list[Any], floor: int) -> None:
+        self.floor = floor
+        self.cumulative = list(
+            itertools.accumulate((len(compact_json(i).encode()) + 1 for i in items), initial=0)
+        )
+
+    def predict(self, one: tuple[int, int], other: tuple[int, int], max_tokens: int) -> int:
+        """The longest head within `max_tokens`, reading tokens as linear in the items' bytes through
+        two measured heads (items, tokens). The text rendering grows with the items too, which the
+        measured points account for."""
+        (k_one, t_one), (k_other, t_other) = sorted((one, other))
+        c_one, c_other = self.cumulative[k_one - self.floor], self.cumulative[k_other - self.floor]
+        if t_other <= t_one or c_other <= c_one:
+            return (k_one + k_other) // 2
+        target = c_one + (max_tokens - t_one) * (c_other - c_one) / (t_other - t_one)
+        return self.floor + bisect.bisect_right(self.cumulative, target) - 1
 
 
 def _measure(answer: Sized, excluded: list[str]) -> Fitted:

@@ -15,6 +15,7 @@ from server.budget import (
     CLIP_MARK,
     Shape,
     Sized,
+    _measure,
     decode_offsets,
     encode_offsets,
     estimate_tokens,
@@ -132,6 +133,34 @@ def test_a_trim_floor_keeps_the_first_item_while_a_later_list_is_cut() -> None:
     assert fitted.tokens <= 1000 and fitted.content["omitted"] == 9 + 10 - len(fitted.content["extras"])
     tight = fit(_Pair(rows=[_Row(id="x", note="n" * 5000)], extras=rows), 1000)
     assert tight.content["rows"] == [] and tight.content["extras"] == []  # the floor is not a promise
+
+
+class _Lines(Sized):
+    """Rows whose text line holds only the id, so the text does not grow with a row's JSON."""
+
+    rows: list[_Row]
+
+    TRIM: ClassVar[tuple[str, ...]] = ("rows",)
+
+    def render(self) -> str:
+        return "\n".join(row.id for row in self.rows)
+
+
+@pytest.mark.parametrize("order", ["longest first", "shortest first", "mixed"])
+def test_a_trim_keeps_the_longest_head_that_fits(order: str) -> None:
+    lengths = [10 + (i * 37) % 400 for i in range(300)]
+    if order != "mixed":
+        lengths.sort(reverse=order == "longest first")
+    answer = _Lines(rows=[_Row(id=f"row-{i}", note="n" * n) for i, n in enumerate(lengths)])
+    for max_tokens in (500, 3_000, 9_000, 20_000, 40_000):
+        fitted = fit(answer, max_tokens)
+        kept = len(fitted.content["rows"])
+        assert fitted.tokens <= max_tokens and fitted.content["omitted"] == 300 - kept
+        if kept < 300:  # one more row would not have fitted
+            assert (
+                _measure(answer.trimmed("rows", kept + 1).settled(), list(fitted.excluded)).tokens
+                > max_tokens
+            )
 
 
 def test_offset_cursors_round_trip_and_refuse_another_call() -> None:
