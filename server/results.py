@@ -384,7 +384,8 @@ class TraceResult(Sized):
         *item_paths("events.*", EventSummary.DROPS[1:]),
     )
     TRIM = ("events", "executions")
-    _start: tuple[int, int] = PrivateAttr(default=(0, 0))
+    # A factory, not default=(0, 0): pydantic deep-copies a tuple default for every answer it builds.
+    _start: tuple[int, int] = PrivateAttr(default_factory=lambda: (0, 0))
 
     @classmethod
     def of(cls, view: TraceView, shape: Shape = STANDARD, cursor: str | None = None) -> Self:

@@ -324,7 +324,8 @@ class StepRow(Part):
         "full": (),
     }
     DROPS: ClassVar[tuple[str, ...]] = ("data", "tools", "files", "note", "actor")
-    _key: StepKey = PrivateAttr(default=(0, 0, 0))
+    # A factory, not default=(0, 0, 0): pydantic deep-copies a tuple default for every row it builds.
+    _key: StepKey = PrivateAttr(default_factory=lambda: (0, 0, 0))
 
     @classmethod
     def of(cls, step: Step, shape: Shape) -> Self:
@@ -375,6 +376,9 @@ class TimelineResult(Sized):
     steps: list[StepRow] = Field(description="oldest first; when cut, the most recent steps are kept")
     returned: int
     total: int = Field(description="executions + events recorded for it before `until` / `cursor`")
+    total_exact: bool = Field(
+        True, description="false when total is a lower bound (each kind is counted to 1,000)"
+    )
     next_cursor: str | None = Field(
         None, description="pass as cursor for the steps before these (ties on a timestamp included)"
     )
@@ -386,7 +390,13 @@ class TimelineResult(Sized):
 
     @classmethod
     def of(
-        cls, steps: list[Step], shape: Shape, task_id: str | None, trace_id: str | None, total: int
+        cls,
+        steps: list[Step],
+        shape: Shape,
+        task_id: str | None,
+        trace_id: str | None,
+        total: int,
+        total_exact: bool = True,
     ) -> Self:
         rows = [StepRow.of(s, shape) for s in steps]
         answer = cls(
@@ -395,6 +405,7 @@ class TimelineResult(Sized):
             steps=rows,
             returned=len(rows),
             total=total,
+            total_exact=total_exact,
             omitted=total - len(rows),
             detail=shape.detail,
         )
@@ -430,7 +441,8 @@ class TimelineResult(Sized):
         what = f"task {self.task_id}" if self.task_id else f"trace {self.trace_id}"
         if not self.steps and not self.omitted:
             return f"Nothing is recorded for {what}."
-        head = f"Timeline of {what}: {self.returned} of {plural(self.total, 'step')}, oldest first."
+        of = plural(self.total, "step") if self.total_exact else f"at least {self.total:,} steps"
+        head = f"Timeline of {what}: {self.returned} of {of}, oldest first."
         if self.next_cursor:
             head += f' Earlier steps: cursor="{self.next_cursor}".'
         lines = [row.line() for row in self.steps[-2 * TEXT_ROWS :]]

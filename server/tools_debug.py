@@ -162,7 +162,9 @@ async def tasks_timeline(
     )
     steps, total = timeline_steps(story), story.executions_total + story.events_total
     fitted = fit_shaped(
-        lambda shape: TimelineResult.of(steps, shape, task_id, story.trace_id, total), detail, max_tokens
+        lambda shape: TimelineResult.of(steps, shape, task_id, story.trace_id, total, story.totals_exact),
+        detail,
+        max_tokens,
     )
     return reply_fitted(fitted)
 

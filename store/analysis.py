@@ -211,6 +211,7 @@ class Story(_View):
     events: list[LifecycleEvent]
     executions_total: int
     events_total: int
+    totals_exact: bool = Field(True, description="false when a total stopped at its cap (a lower bound)")
     execution_seqs: list[int] | None = None
     event_seqs: list[int] | None = None
 

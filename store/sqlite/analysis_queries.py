@@ -205,12 +205,15 @@ def story_events(column: str, key: str, until_us: int | None, limit: int, before
 def story_counts(
     column: str, key: str, until_us: int | None, runs_before: Bound = None, events_before: Bound = None
 ) -> Query:
+    """How many executions and events the story has, each counted up to COUNT_CAP + 1: a busy task's
+    hundreds of thousands of events took 17 ms to count, for a number that only says "more"."""
     runs, run_params = _story_where(column, key, "started_us", until_us, runs_before)
     events, event_params = _story_where(column, key, "ts_us", until_us, events_before)
     sql = (
-        f"SELECT (SELECT COUNT(*) FROM executions WHERE {runs}), (SELECT COUNT(*) FROM events WHERE {events})"
+        f"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE {runs} LIMIT ?) AS r), "
+        f"(SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE {events} LIMIT ?) AS v)"
     )
-    return sql, [*run_params, *event_params]
+    return sql, [*run_params, COUNT_CAP + 1, *event_params, COUNT_CAP + 1]
 
 
 # ---- recent failures, page by page -------------------------------------------------------

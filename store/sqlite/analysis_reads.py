@@ -130,8 +130,11 @@ class AnalysisMixin:
             trace_id=trace_id,
             executions=[rows.execution_from(r[1:]) for r in reversed(runs)],
             events=[rows.event_from(r[1:]) for r in reversed(events)],
-            executions_total=int(runs_total),
-            events_total=int(events_total),
+            # Capped totals still tell timeline_steps whether a kind was cut: COUNT_CAP is over
+            # STORY_LIMIT_MAX, the most rows of a kind a story reads.
+            executions_total=min(int(runs_total), aq.COUNT_CAP),
+            events_total=min(int(events_total), aq.COUNT_CAP),
+            totals_exact=max(int(runs_total), int(events_total)) <= aq.COUNT_CAP,
             execution_seqs=[int(r[0]) for r in reversed(runs)],
             event_seqs=[int(r[0]) for r in reversed(events)],
         )

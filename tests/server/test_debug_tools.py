@@ -4,8 +4,10 @@ model can fix, the execution and trace resources, and the debug_recent_failures 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +23,12 @@ from tool_support import (
     text_of,
     walk_seed_000,
 )
+
+from config import Settings
+from store import Store
+from store.analysis import STORY_LIMIT_MAX
+from store.models import EventRequest
+from store.sqlite.queries import COUNT_CAP
 
 Connect = Callable[..., Client]
 T0 = "2025-11-04T18:29:12Z"
@@ -106,6 +114,24 @@ async def test_the_timeline_pages_back_with_its_cursor_and_until(connect: Connec
     steps = [(s["at"], s["name"], s.get("span_id")) for s in earlier["steps"] + small["steps"]]
     assert steps == [(s["at"], s["name"], s.get("span_id")) for s in whole["steps"]]  # no gap, no repeat
     assert until["total"] <= earlier["total"]  # until still bounds the window (strictly before it)
+
+
+async def test_a_timeline_past_the_count_cap_says_its_total_is_a_lower_bound(
+    connect: Connect, settings: Settings
+) -> None:
+    assert COUNT_CAP > STORY_LIMIT_MAX  # a capped count still tells a cut story from a whole one
+    async with await Store.open(settings.database_url) as store:
+        start = datetime(2025, 11, 4, tzinfo=UTC)
+        notes = (
+            EventRequest(event_type="myorg.progress", task_id="busy", ts=start + timedelta(minutes=n))
+            for n in range(COUNT_CAP + 5)
+        )
+        await asyncio.gather(*(store.log_event(note) for note in notes))
+    async with connect() as client:
+        timeline = await ok(client, "tasks_timeline", task_id="busy")
+        text = await text_of(client, "tasks_timeline", task_id="busy")
+    assert (timeline["total"], timeline["total_exact"], timeline["truncated"]) == (COUNT_CAP, False, True)
+    assert f"of at least {COUNT_CAP:,} steps" in text and timeline["next_cursor"]
 
 
 @pytest.mark.parametrize(
