@@ -109,12 +109,19 @@ _COLUMN_FIELDS = tuple(
 )  # fmt: skip
 
 
+_DETAIL_FIELDS = frozenset(
+    ("retrieval", "parents", "causes", "io", "attributes", "task_config_digest", "provenance_runner")
+)
+
+
 def execution_from(row: Sequence[Any]) -> Execution:
     # One validation of plain values (nested models as dicts): building each nested model on its
     # own first cost three times as much, and a list page maps 20 to 100 rows.
     r = dict(zip(EXECUTION_COLUMNS, row, strict=True))
     fields = {name: r[name] for name in _COLUMN_FIELDS}
-    fields.update(json.loads(r["detail"]))
+    # Only the keys _detail writes: the model forbids unknown fields, and a row is still read if
+    # some writer ever left another key in its detail.
+    fields.update((k, v) for k, v in json.loads(r["detail"]).items() if k in _DETAIL_FIELDS)
     fields.update(
         started_at=from_us(r["started_us"]), ended_at=_maybe_dt(r["ended_us"]),
         scheduled_at=_maybe_dt(r["scheduled_us"]), created_at=from_us(r["created_us"]), error=_error_from(r),

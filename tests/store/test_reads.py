@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import traceback
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +76,16 @@ async def test_a_page_emptied_under_its_cursor_still_counts_the_matches(store: S
     assert (await store.prune(batch)).executions == 1  # the oldest run: the only one on page 2
     rest = await store.list_executions(limit=2, cursor=first.next_cursor)
     assert (rest.returned, rest.total, rest.total_exact, rest.has_more) == (0, 2, True, False)
+
+
+async def test_a_row_whose_detail_holds_a_key_the_store_does_not_know_still_reads(db_path: Path) -> None:
+    async with await Store.open(str(db_path)) as store:
+        span = await record(store, "t", 0, attributes={"k": "v"})
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE executions SET detail = json_set(detail, '$.from_elsewhere', 1)")
+    async with await Store.open(str(db_path)) as store:
+        execution = (await store.get(span)).execution
+    assert execution.attributes == {"k": "v"} and execution.span_id == span
 
 
 @pytest.mark.parametrize(
