@@ -12,6 +12,7 @@ tests feed it literal traceback text.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -77,10 +78,24 @@ def normalize_message(message: str) -> str:
 def stack_hash(error_type: str, stack: str | None, message: str | None = None) -> str:
     """16 hex chars identifying (exception type, call path); the message only counts without frames."""
     kind = _error_type(error_type)
-    path = frames(stack) if stack else []
-    if path:
-        return _digest(["frames", kind, path])
+    if stack:
+        found = _frames_digest(kind, stack) if len(stack) <= _MEMO_CHARS else _digest_of_frames(kind, stack)
+        if found is not None:
+            return found
     return _digest(["message", kind, normalize_message(message or "")])
+
+
+_MEMO_CHARS = 16384
+"""Stacks up to this long are hashed once and remembered: the same failure recurs with the
+same traceback, run after run. The memo holds at most a few MiB."""
+
+
+def _digest_of_frames(kind: str, stack: str) -> str | None:
+    path = frames(stack)
+    return _digest(["frames", kind, path]) if path else None
+
+
+_frames_digest = functools.lru_cache(maxsize=256)(_digest_of_frames)
 
 
 def frames(stack: str) -> list[Frame]:

@@ -77,7 +77,7 @@ def check_text(policy: Policy, field: str, text: str | None) -> None:
 
 
 def check_data(policy: Policy, field: str, value: Any) -> None:
-    size = len(json.dumps(value, default=str).encode())
+    size = 2 if type(value) is dict and not value else len(json.dumps(value, default=str).encode())  # {}
     if size > policy.max_data_bytes:
         raise InvalidInput(
             field,
@@ -153,7 +153,8 @@ def new_execution(req: StartRequest, policy: Policy, lineage: Lineage, now: date
     span_id = require_uuid4("span_id", req.span_id)
     trace_id, attempt = _trace_and_attempt(req, lineage)
     memory_count = _memory_count(req)
-    return Execution(
+    # One dict validated at once: a little cheaper than keyword arguments, on every start.
+    return Execution.model_validate(dict(
         execution_id=execution_id(req.task_id, started, span_id),
         task_id=req.task_id,
         task_slug=req.task_slug or slugify(req.task_id),
@@ -179,7 +180,7 @@ def new_execution(req: StartRequest, policy: Policy, lineage: Lineage, now: date
         scrubbed=policy.scrub_pii,
         session_id=session_id(req.task_id, started, span_id),
         created_at=now,
-    )
+    ))  # fmt: skip
 
 
 def _trace_and_attempt(req: StartRequest, lineage: Lineage) -> tuple[str, int]:

@@ -14,6 +14,7 @@ Pure functions, standard library only, no I/O.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -74,14 +75,26 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w|\.\d)")
 
 
+_MEMO_CHARS = 4096
+"""Texts up to this long are scrubbed once and remembered (the same stack, the same result
+text recur run after run); the memo holds at most a few MiB."""
+
+
 def scrub_text(text: str) -> tuple[str, bool]:
     """Return `text` with PII and credentials replaced by typed placeholders, and whether any were."""
+    return _scrub_remembered(text) if len(text) <= _MEMO_CHARS else _scrub_text(text)
+
+
+def _scrub_text(text: str) -> tuple[str, bool]:
     scrubbed = text
     folds = text.isascii()  # placeholders are ASCII, so every step of an ASCII text stays ASCII
     for pattern, replacement, needed in _RULES:
         if needed is None or needed(scrubbed, folds):
             scrubbed = pattern.sub(replacement, scrubbed)
     return scrubbed, scrubbed != text
+
+
+_scrub_remembered = functools.lru_cache(maxsize=512)(_scrub_text)
 
 
 def scrub_value(value: object) -> tuple[object, bool]:

@@ -322,6 +322,11 @@ def _check_limit(limit: int, maximum: int) -> None:
 
 def check_encodable(model: BaseModel) -> None:
     """Refuse text that cannot be stored as UTF-8 (lone surrogates from a broken client)."""
+    try:
+        if _plainly_encodable(model):
+            return
+    except RecursionError:  # nested too deep for the walk (or circular): the full check decides
+        pass
     dumped = model.model_dump()
     try:
         # Every string inside (keys too) lands in this text unescaped, so one C-speed encode
@@ -338,6 +343,43 @@ def check_encodable(model: BaseModel) -> None:
             "contains text that is not valid UTF-8 (a lone surrogate such as \\ud800)",
             hint="Send well-formed Unicode text; decode bytes with errors='replace' before sending.",
         )
+
+
+_ATOMS = frozenset({type(None), bool, int, float, datetime})
+"""Leaves whose JSON text (default=str for datetime) is ASCII."""
+
+
+def _plainly_encodable(value: Any) -> bool:
+    """True when every string inside `value` (dict keys too) encodes as UTF-8, walking the
+    models' own fields: a few microseconds where model_dump and json.dumps take several times
+    that on every write. False when a string does not, or when the walk meets something it does
+    not know (a str or dict subclass, a set, extra or computed model fields): then the full
+    check above decides, exactly as before."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _encodes(value)
+    if kind in _ATOMS:
+        return True
+    if kind is dict:
+        return all(
+            type(k) is str and (k.isascii() or _encodes(k)) and _plainly_encodable(v)
+            for k, v in value.items()
+        )
+    if kind is list or kind is tuple:
+        return all(map(_plainly_encodable, value))
+    if isinstance(value, BaseModel):
+        if kind.model_computed_fields or value.__pydantic_extra__:
+            return False
+        return all(map(_plainly_encodable, value.__dict__.values()))
+    return False
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unencodable_path(value: Any, path: str) -> str | None:
