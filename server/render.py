@@ -38,7 +38,7 @@ def clip(text: str | None, limit: int) -> str:
 
 
 def plural(count: int, noun: str, plural_form: str | None = None) -> str:
-    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
