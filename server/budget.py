@@ -164,29 +164,103 @@ class Fitted:
 
 
 def fit(answer: Sized, max_tokens: int) -> Fitted:
-    """`answer` within `max_tokens`: drop fields in DROP_ORDER, then trim lists in TRIM order."""
+    """`answer` within `max_tokens`: drop fields in DROP_ORDER, then trim lists in TRIM order.
+
+    Each drop that leaves the answer far over its budget is taken without measuring it (a
+    measurement dumps and renders the whole answer): the bytes it takes out of the content already
+    measured say it shrinks the answer and that the next drop is needed too, which is what
+    measuring would have decided. Whatever is close to the budget, or unclear, is measured."""
     excluded = list(answer.EXCLUDED.get(answer.detail, ()))
     best = _measure(answer.settled(), excluded)
     if best.tokens <= max_tokens:
         return best
+    ahead = _Unmeasured(best)
     for path in answer.DROP_ORDER:
-        if path in excluded:
+        if path in ahead.excluded:
             continue
-        dropped = best.answer.model_copy(
-            update={"dropped_fields": [*best.answer.dropped_fields, shown(path)]}
-        )
-        candidate = _measure(dropped.settled(), [*excluded, path])
-        if candidate.tokens >= best.tokens:
-            continue  # the field was not there (or was empty): nothing to drop
-        best, excluded = candidate, [*excluded, path]
+        removed, note = ahead.bytes_at(path), len(shown(path).encode()) + 3
+        if removed == 0:
+            continue  # the field is not there (or is empty): nothing to drop
+        clearly_smaller = removed > note + _CLEAR_BYTES
+        if clearly_smaller and ahead.tokens_without(removed - note) > max_tokens + _MARGIN:
+            ahead.drop(path, removed - note)  # clearly still over: the next drop is needed too
+            continue
+        if clearly_smaller:
+            ahead.drop(path, removed - note)
+            best = ahead.measured()
+        else:  # it may save less than its note costs: compare with the answer measured without it
+            best = ahead.measured()
+            ahead = _Unmeasured(best)
+            ahead.drop(path, removed - note)
+            candidate = ahead.measured()
+            if candidate.tokens >= best.tokens:
+                ahead = _Unmeasured(best)
+                continue
+            best = candidate
         if best.tokens <= max_tokens:
             return best
+        ahead = _Unmeasured(best)
+    best = ahead.measured()
     for entry in answer.TRIM:
         name, floor = (entry, 0) if isinstance(entry, str) else entry
-        best = _trim(best, name, excluded, max_tokens, floor)
+        best = _trim(best, name, list(best.excluded), max_tokens, floor)
         if best.tokens <= max_tokens:
             return best
     return best
+
+
+# An unmeasured drop must take out this many bytes more than its note adds, and leave the answer
+# this many tokens over its budget by estimate: the text's cut note grows a little with each drop.
+_CLEAR_BYTES = 30
+_MARGIN = 100
+
+
+class _Unmeasured:
+    """A measured answer and the drops taken after it without measuring: their paths, the content
+    with them taken out, and the tokens that leaves by estimate."""
+
+    def __init__(self, base: Fitted) -> None:
+        self.base, self.paths, self.tokens = base, [], float(base.tokens)
+        self.content: dict[str, Any] = json.loads(compact_json(base.content))
+
+    @property
+    def excluded(self) -> list[str]:
+        return [*self.base.excluded, *self.paths]
+
+    def bytes_at(self, path: str) -> int:
+        """Compact-JSON bytes of every value at `path` (with its key and comma) in the content."""
+        return sum(len(compact_json(v).encode()) + len(k) + 4 for _, k, v in _at(self.content, path))
+
+    def tokens_without(self, saved: int) -> float:
+        return self.tokens - saved / BYTES_PER_TOKEN
+
+    def drop(self, path: str, saved: int) -> None:
+        for node, key, _ in list(_at(self.content, path)):
+            del node[key]
+        self.paths.append(path)
+        self.tokens = self.tokens_without(saved)
+
+    def measured(self) -> Fitted:
+        if not self.paths:
+            return self.base
+        names = [*self.base.answer.dropped_fields, *(shown(p) for p in self.paths)]
+        return _measure(
+            self.base.answer.model_copy(update={"dropped_fields": names}).settled(), self.excluded
+        )
+
+
+def _at(content: dict[str, Any], path: str) -> list[tuple[dict[str, Any], str, Any]]:
+    """(parent, key, value) for every value at `path` ("events.*.data") in dumped content."""
+    *parents, leaf = path.split(".")
+    nodes: list[Any] = [content]
+    for part in parents:
+        if part == "*":
+            nodes = [item for node in nodes if isinstance(node, list) for item in node]
+        else:
+            nodes = [node[part] for node in nodes if isinstance(node, dict) and part in node]
+    if leaf == "*":
+        raise ValueError(f"a drop path names a field, not every item: {path}")
+    return [(node, leaf, node[leaf]) for node in nodes if isinstance(node, dict) and leaf in node]
 
 
 SCALES = (1.0, 0.5, 0.2, 0.05)

@@ -21,6 +21,7 @@ from server.budget import (
     estimate_tokens,
     exclusion,
     fit,
+    shown,
 )
 from server.listing import compact_schema
 from server.results import ExecutionDocument, ExecutionList, LastFailedResult, TraceResult
@@ -113,6 +114,47 @@ def test_fields_go_in_the_fixed_order_before_any_item() -> None:
     assert items.tokens <= 1000 and items.tokens == estimate_tokens(items.content) + estimate_tokens(
         items.text
     )
+
+
+class _Wide(BaseModel):
+    id: str
+    stack: str | None = None
+    note: str | None = None
+    flag: str | None = None  # a field shorter than the note that names it when dropped
+    tail: str | None = None
+
+
+class _Drops(Sized):
+    rows: list[_Wide]
+
+    DROP_ORDER: ClassVar[tuple[str, ...]] = ("rows.*.stack", "rows.*.flag", "rows.*.note", "rows.*.tail")
+    TRIM: ClassVar[tuple[str, ...]] = ("rows",)
+    OMIT_NONE: ClassVar[bool] = True
+
+    def render(self) -> str:
+        return f"{len(self.rows)} rows"
+
+
+def test_fields_are_dropped_in_order_and_no_more_of_them_than_the_budget_needs() -> None:
+    rows = [
+        _Wide(id=f"row-{i}", stack="s" * (40 + i), note="n" * 25, flag="f" if i == 0 else None, tail="t" * 60)
+        for i in range(40)
+    ]
+    answer = _Drops(rows=rows)
+    for max_tokens in range(300, 3_200, 37):
+        fitted = fit(answer, max_tokens)
+        dropped = fitted.content["dropped_fields"]
+        assert dropped == [shown(p) for p in _Drops.DROP_ORDER if shown(p) in dropped]
+        if fitted.content["omitted"]:  # rows went only because every field that saves bytes went first
+            assert fitted.tokens <= max_tokens and dropped == ["rows[].stack", "rows[].note", "rows[].tail"]
+            every_row = answer.model_copy(update={"dropped_fields": dropped}).settled()
+            assert _measure(every_row, list(fitted.excluded)).tokens > max_tokens
+            continue
+        assert "rows[].flag" not in dropped  # one row's flag saves less than the note naming it costs
+        assert fitted.tokens <= max_tokens
+        if dropped:  # keeping the last field dropped would not have fitted
+            kept = fitted.answer.model_copy(update={"dropped_fields": dropped[:-1]}).settled()
+            assert _measure(kept, list(fitted.excluded[:-1])).tokens > max_tokens
 
 
 class _Pair(Sized):
