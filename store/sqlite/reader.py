@@ -15,7 +15,9 @@ import aiosqlite
 class ReaderPool:
     def __init__(self, connections: list[aiosqlite.Connection]) -> None:
         self._all = connections
-        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        # Last in, first out: the connection used last has the hottest page cache (each keeps its
+        # own), so a quiet server reads on one warm connection instead of rotating through cold ones.
+        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.LifoQueue()
         for conn in connections:
             self._idle.put_nowait(conn)
 
