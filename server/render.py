@@ -41,6 +41,11 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
 
 
+def counted(total: int, exact: bool) -> str:
+    """A total as the text shows it: `1,000`, or `at least 1,000` where counting stopped."""
+    return f"{total:,}" if exact else f"at least {total:,}"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A left-aligned, space-padded table; the last column is not padded (it is usually the long one)."""
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]

@@ -17,7 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from server.answer import Part, ToolResult
 from server.budget import STANDARD, Shape, Sized, decode_offsets, encode_offsets, item_paths
-from server.render import clip, duration, plural, when
+from server.render import clip, counted, duration, plural, when
 from store.analysis import STALE_AFTER
 from store.models import (
     ErrorPattern,
@@ -355,7 +355,7 @@ class ExecutionList(Sized):
     def render(self) -> str:
         if not self.executions and not self.omitted:
             return "No executions match these filters."
-        total = f"{self.total:,}" if self.total_exact else f"at least {self.total:,}"
+        total = counted(self.total, self.total_exact)
         head = f"{self.returned} of {total} matching executions, newest first."
         if self.has_more:
             head += f' More: call again with cursor="{self.next_cursor}".'

@@ -12,7 +12,7 @@ from pydantic import Field, PrivateAttr
 
 from server.answer import Part
 from server.budget import Shape, Sized, decode_offsets, encode_offsets, item_paths
-from server.render import clip, duration, plural, when
+from server.render import clip, counted, duration, plural, when
 from server.results import EXECUTION_URI, TEXT_ROWS, cut_note, no_end
 from store.analysis import (
     FailureGroup,
@@ -441,7 +441,7 @@ class TimelineResult(Sized):
         what = f"task {self.task_id}" if self.task_id else f"trace {self.trace_id}"
         if not self.steps and not self.omitted:
             return f"Nothing is recorded for {what}."
-        of = plural(self.total, "step") if self.total_exact else f"at least {self.total:,} steps"
+        of = plural(self.total, "step") if self.total_exact else f"{counted(self.total, False)} steps"
         head = f"Timeline of {what}: {self.returned} of {of}, oldest first."
         if self.next_cursor:
             head += f' Earlier steps: cursor="{self.next_cursor}".'
@@ -557,7 +557,7 @@ class SideEffectsResult(Sized):
         if not self.matches and not self.omitted:
             found = f" {self.suggestion}" if self.suggestion else ""
             return f"No execution recorded the {self.query}.{found}"
-        total = f"{self.total:,}" if self.total_exact else f"at least {self.total:,}"
+        total = counted(self.total, self.total_exact)
         head = f"{self.returned} of {total} executions with the {self.query}, newest first."
         if self.has_more:
             head += f' More: cursor="{self.next_cursor}".'

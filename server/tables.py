@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from server.render import clip, duration, plural, table, when
+from server.render import clip, counted, duration, plural, table, when
 from server.results import (
     ErrorPatternSummary,
     EventSummary,
@@ -69,7 +69,7 @@ def events_table(rows: Sequence[EventSummary]) -> str:
 def list_view(result: ExecutionList) -> str:
     if not result.executions:
         return "No executions match these filters."
-    total = f"{result.total:,}" if result.total_exact else f"at least {result.total:,}"
+    total = counted(result.total, result.total_exact)
     foot = f"{result.returned} of {total} matching executions, newest first."
     if result.has_more:
         foot += f"\nNext page: add --cursor {result.next_cursor}"
