@@ -199,7 +199,7 @@ def _normalized(req: StartRequest) -> StartRequest:
 
 def insert_execution(conn: Tx, execution: Execution) -> StartResult:
     """Insert, or return the stored twin when the database says this execution exists."""
-    detail = rows._detail(execution)
+    detail = rows.detail_text(execution)
     collision = conn.try_insert(_INSERT_EXECUTION, rows.execution_row(execution, detail))
     if collision is not None:
         return StartResult(execution=_twin_of(conn, execution, collision), duplicate=True)
@@ -285,7 +285,7 @@ def _store_outcome(
 ) -> FinishResult:
     """Write `done` (`current` finished) over the running row; `detail` is current's detail text."""
     if detail is None or done.io is not current.io:
-        detail = rows._detail(done)
+        detail = rows.detail_text(done)
     row = conn.execute(_UPDATE_OUTCOME, (*rows.outcome_row(done, detail), done.span_id)).fetchone()
     if row is None:
         # The row is not running any more: `current` was a cached copy and another process has

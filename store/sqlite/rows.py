@@ -59,7 +59,8 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
 """What finishing an execution changes: the columns of outcome_row, in order."""
 
 
-def _detail(e: Execution) -> str:
+def detail_text(e: Execution) -> str:
+    """The detail column of `e`: what the columns do not hold, as JSON."""
     detail = {
         "retrieval": e.retrieval.model_dump(exclude_none=True),
         "parents": e.parents,
@@ -75,7 +76,7 @@ def _detail(e: Execution) -> str:
 
 
 def execution_row(e: Execution, detail: str | None = None) -> tuple[Any, ...]:
-    """Values for EXECUTION_COLUMNS, in order; `detail` is `_detail(e)` when the caller has it."""
+    """Values for EXECUTION_COLUMNS, in order; `detail` is `detail_text(e)` when the caller has it."""
     error = e.error
     return (
         e.execution_id, e.span_id, e.trace_id, e.parent_span_id, e.task_id, e.task_slug,
@@ -85,7 +86,7 @@ def execution_row(e: Execution, detail: str | None = None) -> tuple[Any, ...]:
         error.type if error else None, error.message if error else None, error.stack if error else None,
         error.stack_hash if error else None, e.result,
         e.usage.input_tokens, e.usage.output_tokens, e.usage.cost, int(e.backfilled), int(e.scrubbed),
-        e.session_id, to_us(e.created_at), _detail(e) if detail is None else detail,
+        e.session_id, to_us(e.created_at), detail_text(e) if detail is None else detail,
     )  # fmt: skip
 
 
@@ -97,7 +98,8 @@ def outcome_row(e: Execution, detail: str | None = None) -> tuple[Any, ...]:
         e.status, _maybe_us(e.ended_at), e.duration_ms,
         error.type if error else None, error.message if error else None, error.stack if error else None,
         error.stack_hash if error else None, e.result,
-        e.usage.input_tokens, e.usage.output_tokens, e.usage.cost, _detail(e) if detail is None else detail,
+        e.usage.input_tokens, e.usage.output_tokens, e.usage.cost,
+        detail_text(e) if detail is None else detail,
     )  # fmt: skip
 
 

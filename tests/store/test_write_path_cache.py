@@ -222,4 +222,4 @@ def test_the_detail_of_a_finish_is_the_detail_of_its_row() -> None:
     done = rules.finished(
         started, FinishRequest(span_id=started.span_id, status="success"), ctx.policy, ctx.now
     )
-    assert rows.outcome_row(done, rows._detail(started)) == rows.outcome_row(done)
+    assert rows.outcome_row(done, rows.detail_text(started)) == rows.outcome_row(done)
