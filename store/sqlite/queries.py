@@ -172,29 +172,15 @@ def _scope(task_id: str | None) -> list[Any]:
     return [0, ""] if task_id is None else [1, task_id]
 
 
-def last_failed_unique(task_id: str | None, since_us: int | None, until_us: int | None, limit: int) -> Query:
-    """The most recent failure of each stack_hash. Over all time each group's latest is kept in
-    failure_stacks; in a window each group's last started_us comes from the index alone
-    (ix_exec_status_stack), then one seek finds that failure, and only the page's rows are read
-    in full."""
-    order = "ORDER BY started_us DESC, seq DESC"
-    if since_us is None and until_us is None:
-        sql = (
-            f"SELECT {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT last_seq FROM failure_stacks "
-            f"WHERE per_task = ? AND task_id = ? ORDER BY last_us DESC, last_seq DESC LIMIT ?) {order}"
-        )
-        return sql, [*_scope(task_id), limit + 1]
-    where, params = _failure_window(task_id, since_us, until_us)
-    same_stack = "(stack_hash = g.stack_hash OR (stack_hash IS NULL AND g.stack_hash IS NULL))"
+def last_failed_unique(task_id: str | None, limit: int) -> Query:
+    """The most recent failure of each stack_hash over all time: each group's latest is kept in
+    failure_stacks, and only the page's rows are read in full. (In a window: window_groups.)"""
     sql = (
-        "WITH g AS (SELECT stack_hash, MAX(started_us) AS last_us FROM executions "
-        f"WHERE {where} GROUP BY stack_hash), "
-        f"latest AS (SELECT (SELECT seq FROM executions WHERE {same_stack} AND started_us = g.last_us "
-        f"AND {where} ORDER BY seq DESC LIMIT 1) AS seq, last_us FROM g) "
-        f"SELECT {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT seq FROM latest "
-        f"ORDER BY last_us DESC, seq DESC LIMIT ?) {order}"
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT last_seq FROM failure_stacks "
+        "WHERE per_task = ? AND task_id = ? ORDER BY last_us DESC, last_seq DESC LIMIT ?) "
+        "ORDER BY started_us DESC, seq DESC"
     )
-    return sql, [*params, *params, limit + 1]
+    return sql, [*_scope(task_id), limit + 1]
 
 
 _PATTERN_ORDER = "ORDER BY n DESC, last_us DESC, stack_hash"
@@ -229,6 +215,37 @@ def error_patterns(task_id: str | None, since_us: int | None, until_us: int | No
     )
     # The example row is searched within the same window (and task) as the group.
     return sql, [*params, limit, *params]
+
+
+def window_groups(
+    task_id: str | None, since_us: int | None, until_us: int | None, patterns: int, page: int
+) -> Query:
+    """For last_failed(unique_errors) in a window: the window's failure groups by stack_hash that
+    either answer needs, from one scan of the window (it is the costly part of both): the
+    `patterns` commonest (`by_count`, error_patterns' order) and the groups of the `page` latest
+    failures (`by_last`, a RANK, so groups tied at the cut all come). Each row carries its group's
+    latest failure (`seq`: the latest start, then the latest row), which is both the group's entry
+    on the unique page and its pattern's example, and the window's failure and group counts.
+    Columns: stack_hash, n, first_us, last_us, by_count, by_last, n_total, n_groups, seq."""
+    where, params = _failure_window(task_id, since_us, until_us)
+    same_stack = "(stack_hash = ranked.stack_hash OR (stack_hash IS NULL AND ranked.stack_hash IS NULL))"
+    sql = (
+        "WITH g AS (SELECT stack_hash, COUNT(*) AS n, MIN(started_us) AS first_us, "
+        f"MAX(started_us) AS last_us FROM executions WHERE {where} GROUP BY stack_hash), "
+        f"ranked AS (SELECT g.*, ROW_NUMBER() OVER ({_PATTERN_ORDER}) AS by_count, "
+        "RANK() OVER (ORDER BY last_us DESC) AS by_last, SUM(n) OVER () AS n_total, "
+        "COUNT(stack_hash) OVER () AS n_groups FROM g) "
+        "SELECT stack_hash, n, first_us, last_us, by_count, by_last, n_total, n_groups, "
+        f"(SELECT seq FROM executions WHERE {same_stack} AND started_us = ranked.last_us AND {where} "
+        "ORDER BY seq DESC LIMIT 1) AS seq FROM ranked WHERE by_count <= ? OR by_last <= ?"
+    )
+    return sql, [*params, *params, patterns, page]
+
+
+def executions_by_seq(seqs: Sequence[int]) -> Query:
+    """The executions with these row numbers, each row led by its seq."""
+    placeholders = ", ".join("?" * len(seqs))
+    return f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE seq IN ({placeholders})", [*seqs]
 
 
 def recent_events(points: Sequence[tuple[str, int]], limit: int) -> Query:

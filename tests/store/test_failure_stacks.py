@@ -23,7 +23,9 @@ from store.models import ErrorInput, EventRequest, FinishRequest, LastFailed, Re
 from store.records import Retention
 from store.retention import prune
 from store.sqlite import derived
+from store.sqlite import queries as q
 from store.sqlite.schema import MIGRATIONS, migrate
+from store.timeutil import from_us
 
 T0 = datetime(2025, 11, 1, tzinfo=UTC)
 STACKS_SQL = "SELECT per_task, task_id, stack_hash, n, first_us, last_us, last_seq FROM failure_stacks"
@@ -205,28 +207,52 @@ def ranked_reference(where: str) -> str:
 async def test_unique_errors_in_a_window_match_a_ranking_of_whole_rows_even_with_ties_and_no_hash(
     db_path: Path,
 ) -> None:
+    """The windowed unique page comes from one scan of the window's groups (window_groups): it must
+    answer what a ranking of whole rows answers, and its error patterns what the plain call's
+    error_patterns query answers, also with hashless failures and a tie at the cut."""
     async with await Store.open(str(db_path)) as store:
         await write_every_kind(store, lambda: None)
     with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
         first_attempt = "SELECT * FROM executions WHERE status = 'failed' AND attempt = 1 LIMIT 1"
         template = conn.execute(first_attempt).fetchone()
         columns = [d[1] for d in conn.execute("PRAGMA table_info(executions)")]
-        for n, stack_hash in enumerate((None, None, "tied", "tied")):  # two hashless, a tie of two
+        # Two hashless failures; two of "tied" started together (the later row is its latest). Then
+        # two cuts of the page fall inside three groups that tie on their latest start, where the
+        # latest row (the one to show) is once in the group whose hash sorts last ("twirl"), once
+        # in the one whose hash sorts first ("alpha"): groups tied at a cut must all be weighed.
+        # Twenty older groups of two come first by count, so none of these is also a pattern.
+        common = [(f"common-{k}", -1_000 - k) for k in range(20) for _ in range(2)]
+        raw_rows = (
+            *common, (None, 0), (None, 0), ("first", 4), ("tied", 3), ("tied", 3), ("twin", 3), ("twirl", 3),
+            ("zulu", 2), ("yankee", 2), ("alpha", 2),
+        )  # fmt: skip
+        for n, (stack_hash, offset) in enumerate(raw_rows):
             row = dict(zip(columns, template, strict=True)) | {
                 "seq": None, "span_id": str(uuid.uuid4()), "execution_id": f"raw-{n}",
                 "idempotency_key": None,
-                "stack_hash": stack_hash, "started_us": 1_800_000_000_000_000 + (n // 2), "ended_us": None,
+                "stack_hash": stack_hash, "started_us": 1_800_000_000_000_000 + offset, "ended_us": None,
             }  # fmt: skip
             conn.execute(
                 f"INSERT INTO executions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 list(row.values()),
             )
-        from store.sqlite import queries as q
-
+    since, until = from_us(0), from_us(2_000_000_000_000_000)
+    async with await Store.open(str(db_path)) as store:
         for task_id in (None, "job-1"):
-            for limit in (1, 2, 5, 50):
-                where, params = q._failure_window(task_id, 0, 2_000_000_000_000_000)
-                expected = conn.execute(ranked_reference(where), [*params, limit + 1]).fetchall()
-                sql, args = q.last_failed_unique(task_id, 0, 2_000_000_000_000_000, limit)
-                got = [(row[1],) for row in conn.execute(sql, args)]
-                assert got == expected
+            where, params = q._failure_window(task_id, 0, 2_000_000_000_000_000)
+            plain = await store.last_failed(limit=5, task_id=task_id, since=since, until=until)
+            for limit in (1, 2, 3, 5, 50):
+                with closing(sqlite3.connect(db_path)) as conn:
+                    expected = [r[0] for r in conn.execute(ranked_reference(where), [*params, limit + 1])]
+                unique = await store.last_failed(
+                    limit=limit, task_id=task_id, since=since, until=until, unique_errors=True
+                )
+                got = [f.execution.span_id for f in unique.failures]
+                assert got == expected[:limit] and unique.has_more == (len(expected) > limit)
+                assert unique.error_patterns == plain.error_patterns
+                assert (unique.total_failures, unique.patterns_total) == (
+                    plain.total_failures, plain.patterns_total,
+                )  # fmt: skip
+            if task_id is None:  # the raw rows are in it: tied groups and a hashless one
+                assert "tied" in {p.stack_hash for p in plain.error_patterns}
+                assert len(plain.error_patterns) < plain.patterns_total  # the patterns were cut

@@ -132,11 +132,12 @@ QUERIES: dict[str, Callable[[], q.Query]] = {
     "last_failed task_id": lambda: q.last_failed("task-10", None, None, 10),
     "last_failed window": lambda: q.last_failed(None, SINCE_US, UNTIL_US, 10),
     "last_failed task_id and window": lambda: q.last_failed("task-10", SINCE_US, UNTIL_US, 10),
-    "last_failed_unique": lambda: q.last_failed_unique(None, None, None, 10),
-    "last_failed_unique task_id": lambda: q.last_failed_unique("task-10", None, None, 10),
-    "last_failed_unique window": lambda: q.last_failed_unique(None, SINCE_US, UNTIL_US, 10),
+    "last_failed_unique": lambda: q.last_failed_unique(None, 10),
+    "last_failed_unique task_id": lambda: q.last_failed_unique("task-10", 10),
+    "window_groups": lambda: q.window_groups(None, SINCE_US, UNTIL_US, 20, 11),
     "error_patterns": lambda: q.error_patterns(None, None, None, 20),
-    "last_failed_unique task_id and window": lambda: q.last_failed_unique("task-10", SINCE_US, UNTIL_US, 10),
+    "window_groups task_id": lambda: q.window_groups("task-10", SINCE_US, UNTIL_US, 20, 11),
+    "executions_by_seq": lambda: q.executions_by_seq([400, 800, 1200]),
     "error_patterns task_id and window": lambda: q.error_patterns("task-10", SINCE_US, UNTIL_US, 20),
     "recent_events": lambda: q.recent_events(
         [(trace(400), T0_US + 402 * MINUTE_US), (trace(800), T0_US + 803 * MINUTE_US)], 5
