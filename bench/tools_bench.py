@@ -115,6 +115,7 @@ def serve(db: str, log_level: str) -> None:
 
     from config import load_settings
     from server.app import build_server
+    from server.cli import freeze_startup_heap
     from server.http import build_http_app
     from server.tools import READ_ONLY, ToolSpec, register
 
@@ -137,6 +138,7 @@ def serve(db: str, log_level: str) -> None:
 
     threading.Thread(target=stop_when_orphaned, daemon=True).start()
     print(f"PORT {port}", flush=True)
+    freeze_startup_heap()  # as `task-history serve` does
     uvicorn.Server(config).run(sockets=[sock])
 
 

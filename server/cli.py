@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -207,9 +208,9 @@ def _serve(settings: Settings) -> int:
     where = host_header(settings.host, settings.port)
     database = cli_admin.shown_url(settings.database_url)
     print(f"{PROG}: serving http://{where}/mcp (database {database})", file=sys.stderr)
-    uvicorn.run(
-        build_http_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
-    )
+    app = build_http_app(settings)
+    freeze_startup_heap()
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     return 0
 
 
@@ -217,8 +218,19 @@ def _stdio(settings: Settings) -> int:
     from server.app import build_server
 
     asyncio.run(_preflight(settings))
-    build_server(settings).run("stdio")
+    server = build_server(settings)
+    freeze_startup_heap()
+    server.run("stdio")
     return 0
+
+
+def freeze_startup_heap() -> None:
+    """Leave what the server built at start-up (modules, the SDK's and pydantic's schemas: ~95,000
+    objects) out of every later garbage collection. They live as long as the process, yet each full
+    collection walked them all, stopping the event loop ~57 ms, and every call's collections paid
+    for them too: an echo call cost ~20% less CPU with them frozen (bench/tools_bench.py, side by side)."""
+    gc.collect()  # nothing collectable is frozen with them
+    gc.freeze()
 
 
 def _fail(message: str, code: int) -> int:

@@ -4,8 +4,10 @@ file and on PostgreSQL (`database_url`, tests/conftest.py)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,29 @@ def test_an_unreachable_postgresql_server_exits_1_naming_where_it_was_sought(
 )
 def test_database_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert shown_url(url) == shown
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """Gives the test process its collector back: `serve` freezes every object alive at the time."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("unfrozen")
+def test_serve_leaves_its_start_up_heap_out_of_garbage_collection(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app is built, then frozen (server.cli.freeze_startup_heap), then served."""
+    import uvicorn
+
+    seen: dict[str, object] = {}
+
+    def run(app: object, **options: object) -> None:
+        seen.update(app=app, frozen=gc.get_freeze_count(), **options)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    assert main(["serve", "--db", db, "--port", "8765"]) == 0
+    assert seen["port"] == 8765 and callable(seen["app"])
+    assert isinstance(seen["frozen"], int) and seen["frozen"] > 10_000  # the modules and schemas, at least
