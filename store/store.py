@@ -66,6 +66,7 @@ class Store:
     def __init__(self, backend: Backend, policy: Policy) -> None:
         self._backend = backend
         self._policy = policy
+        self._closed = False
 
     @classmethod
     async def open(
@@ -87,6 +88,11 @@ class Store:
         return cls(backend, policy)
 
     async def close(self) -> None:
+        """Commit what is queued, then let go of the database; closing again does nothing (the
+        PostgreSQL engine's second close used to fail on its shut-down thread)."""
+        if self._closed:
+            return
+        self._closed = True
         await self._backend.close()
 
     async def ping(self) -> None:

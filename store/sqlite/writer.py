@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,55 +27,90 @@ from store.sqlite.tx import SqliteTx
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Pending:
     job: Callable[[Any], Any]
     future: asyncio.Future[Any]
 
 
+Outcome = tuple[bool, Any]
+"""(True, the job's value) or (False, the exception it raised)."""
+
+
 class GroupCommitWriter:
-    """Queues jobs and hands each batch to `_commit` on the executor's single thread."""
+    """Queues jobs for a thread of its own, which commits each batch with `_commit`.
+
+    The thread takes jobs from a thread-safe queue itself, so a job queued while the event loop
+    is busy starts as soon as the thread gets to run, and a whole batch is answered with one
+    wake-up of the loop. (Before, an asyncio task handed each batch to an executor: two more
+    hand-offs a batch, and a batch waited for the loop's turn to start; MCP writes went ~10%
+    faster without them.) The thread is a daemon: a store that is never closed must not keep
+    the process from exiting."""
 
     def __init__(self, executor: ThreadPoolExecutor, batch_max: int) -> None:
-        self._executor = executor
+        self._executor = executor  # the engine's thread for everything but batches (open, close)
         self._batch_max = batch_max
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="task-history-writer")
+        self._loop = asyncio.get_running_loop()
+        self._jobs: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._closed = False
+        self._stopped: asyncio.Future[None] = self._loop.create_future()
+        threading.Thread(target=self._serve, name="task-history-writer", daemon=True).start()
 
     async def submit(self, job: Callable[[Any], T]) -> T:
         """Run `job` in the next transaction; returns once that transaction has committed."""
-        if self._task.done():
+        if self._closed:
             raise StoreUnavailable("the store is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(job, future))
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put(_Pending(job, future))
         # No shield needed: a caller cancelled while waiting cancels only this future, and
         # the job still runs and commits with its batch (_settle skips a future that is done).
         return await future
 
     async def close(self) -> None:
-        self._queue.put_nowait(None)
-        await self._task
+        """Commit what is queued, then stop the thread."""
+        if not self._closed:
+            self._closed = True  # submit refuses from now on, so nothing queues behind the stop
+            self._jobs.put(None)
+        await asyncio.shield(self._stopped)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while (first := await self._queue.get()) is not None:
+    def _serve(self) -> None:
+        """The writer thread: wait for a job, take the jobs queued behind it, commit, answer."""
+        stop = False
+        while not stop and (first := self._jobs.get()) is not None:
             batch, stop = self._drain(first)
-            outcomes = await loop.run_in_executor(self._executor, self._commit, [p.job for p in batch])
-            for pending, (ok, value) in zip(batch, outcomes, strict=True):
-                _settle(pending.future, ok, value)
-            if stop:
-                return
+            outcomes = self._commit_or_fail([p.job for p in batch])
+            if not self._answer(_settle_all, batch, outcomes):
+                return  # the event loop is gone: nobody is waiting
+        self._answer(_set_stopped, self._stopped)
 
     def _drain(self, first: _Pending) -> tuple[list[_Pending], bool]:
         batch = [first]
-        while len(batch) < self._batch_max and not self._queue.empty():
-            item = self._queue.get_nowait()
+        while len(batch) < self._batch_max:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                break
             if item is None:
                 return batch, True
             batch.append(item)
         return batch, False
 
-    def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[tuple[bool, Any]]:
+    def _commit_or_fail(self, jobs: list[Callable[[Any], Any]]) -> list[Outcome]:
+        """`_commit`, but a bug in it fails its batch instead of leaving the callers waiting forever."""
+        try:
+            return self._commit(jobs)
+        except BaseException as exc:  # even those: on this thread nothing else would tell the callers
+            failed = StoreUnavailable(f"the writer failed ({exc!r}); nothing of this batch was written")
+            return [(False, failed)] * len(jobs)
+
+    def _answer(self, callback: Callable[..., None], *args: Any) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed
+            return False
+        return True
+
+    def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[Outcome]:
         """Runs on the writer thread: commit `jobs` in one transaction; one (ok, value) per job."""
         raise NotImplementedError
 
@@ -96,19 +133,23 @@ class Writer(GroupCommitWriter):
         self._data_version: int | None = None
         super().__init__(executor, batch_max)
 
-    def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[tuple[bool, Any]]:
+    def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[Outcome]:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             return [(False, _unavailable(exc))] * len(jobs)
-        self._forget_if_changed()
-        outcomes = [self._run_job(job) for job in jobs]
         try:
+            self._forget_if_changed()
+            outcomes = [self._run_job(job) for job in jobs]
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except BaseException as exc:
+            # Never leave the transaction open: it would hold the write lock and keep every
+            # later batch from beginning.
             self._rollback()
             self.running.clear()  # what this transaction's jobs inserted is gone
-            return [(False, _unavailable(exc))] * len(jobs)
+            if isinstance(exc, sqlite3.Error):
+                return [(False, _unavailable(exc))] * len(jobs)
+            raise
         return outcomes
 
     def _forget_if_changed(self) -> None:
@@ -120,7 +161,7 @@ class Writer(GroupCommitWriter):
             self.running.clear()
             self._data_version = version
 
-    def _run_job(self, job: Callable[[Any], Any]) -> tuple[bool, Any]:
+    def _run_job(self, job: Callable[[Any], Any]) -> Outcome:
         self._conn.execute("SAVEPOINT job")
         try:
             value = job(self._tx)
@@ -136,6 +177,16 @@ class Writer(GroupCommitWriter):
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # no transaction left to roll back
             self._conn.execute("ROLLBACK")
+
+
+def _settle_all(batch: list[_Pending], outcomes: list[Outcome]) -> None:
+    for pending, (ok, value) in zip(batch, outcomes, strict=True):
+        _settle(pending.future, ok, value)
+
+
+def _set_stopped(stopped: asyncio.Future[None]) -> None:
+    if not stopped.done():
+        stopped.set_result(None)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
