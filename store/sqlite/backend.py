@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -66,11 +67,27 @@ def connect_writer(path: str, options: BackendOptions) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=options.busy_timeout_ms / 1000
     )
-    conn.execute("PRAGMA journal_mode = WAL")
+    _enter_wal(conn, options.busy_timeout_ms / 1000)
     conn.execute(f"PRAGMA synchronous = {options.synchronous}")
     conn.execute(f"PRAGMA busy_timeout = {int(options.busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """PRAGMA journal_mode = WAL, waiting out another connection's write lock like busy_timeout
+    does: SQLite answers "database is locked" at once, without its busy handler, when a file
+    not yet in WAL mode is being written (another process opening a fresh database at the
+    same moment, migrating it; an old file another tool writes)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.005)  # a back-off between attempts, as SQLite's own busy handler sleeps
 
 
 class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import sqlite3
 import struct
+import threading
+import time
 from collections import Counter
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,8 @@ from typing import Any
 import pytest
 
 from store import Store
+from store.backend import BackendOptions
+from store.errors import StoreUnavailable
 from store.models import (
     EventRequest,
     ExecutionFilter,
@@ -245,3 +249,45 @@ def late_record(n: int) -> RecordRequest:
         T0 - timedelta(minutes=n + 1),
     )[n % 3]
     return RecordRequest(task_id=f"late-{n}", started_at=started, status="success" if n % 2 else "cancelled")
+
+
+# ---- opening a file another connection is writing ---------------------------------------------
+
+
+def rollback_journal_file_being_written(path: Path) -> sqlite3.Connection:
+    """A database not yet in WAL mode with another connection's write transaction open on it: what
+    a process opening a fresh file meets while another one creates it."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE elsewhere (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO elsewhere VALUES (1)")
+    return holder
+
+
+async def test_opening_waits_out_a_write_lock_for_as_long_as_busy_timeout_then_says_locked(
+    db_path: Path,
+) -> None:
+    holder = rollback_journal_file_being_written(db_path)
+    try:
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await Store.open(str(db_path), options=BackendOptions(busy_timeout_ms=300))
+        # SQLite itself fails PRAGMA journal_mode = WAL at once here, busy handler or not.
+        assert time.monotonic() - began >= 0.25
+    finally:
+        holder.close()
+
+
+async def test_opening_goes_on_once_the_other_connection_commits(db_path: Path) -> None:
+    holder = rollback_journal_file_being_written(db_path)
+    release = threading.Timer(0.2, holder.execute, ("COMMIT",))
+    release.start()
+    try:
+        async with await Store.open(str(db_path), options=BackendOptions(busy_timeout_ms=10_000)) as store:
+            await store.start(StartRequest(task_id="after-the-lock"))
+        with closing(sqlite3.connect(db_path)) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.execute("SELECT x FROM elsewhere").fetchall() == [(1,)]
+    finally:
+        release.join()
+        holder.close()
