@@ -56,6 +56,9 @@ class PgWriter(GroupCommitWriter):
                 # and no job has run: nothing was written, so the batch can go again on a new one.
                 return self._commit(jobs, retry=False)
             return [(False, _unavailable(exc))] * len(jobs)
+        except BaseException:
+            self.running.clear()  # the transaction was rolled back with what its jobs inserted
+            raise
         return outcomes
 
     def _connection(self) -> psycopg.Connection[Any]:

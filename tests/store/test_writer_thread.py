@@ -39,6 +39,7 @@ async def test_a_batch_that_breaks_fails_its_callers_writes_nothing_and_the_writ
     async with asyncio.timeout(30):
         with pytest.raises(StoreUnavailable, match="Escapes"):
             await writer.submit(insert_then_escape)
+        assert len(writer.running) == 0  # the rolled-back insert left no running execution behind
         kept = await store.start(StartRequest(task_id="kept"))  # the transaction was not left open
     assert (await store.list_executions(ExecutionFilter(task_id="doomed"))).executions == []
     assert [e.span_id for e in (await store.list_executions(ExecutionFilter(task_id="kept"))).executions] == [
