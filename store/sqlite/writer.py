@@ -133,6 +133,10 @@ class Writer(GroupCommitWriter):
         self._data_version: int | None = None
         super().__init__(executor, batch_max)
 
+    async def close(self) -> None:
+        await super().close()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+
     def _commit(self, jobs: list[Callable[[Any], Any]]) -> list[Outcome]:
         try:
             self._conn.execute("BEGIN IMMEDIATE")

@@ -5,6 +5,7 @@ process alive; a closed store refuses writes. On SQLite and PostgreSQL (`store`,
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import textwrap
@@ -75,3 +76,23 @@ def test_a_store_that_is_never_closed_lets_its_process_exit(database_url: str) -
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "written"
+
+
+def handles_on(path: Path) -> list[str]:
+    """This process's open file descriptors on the database file or its WAL and shared-memory files."""
+    fds = Path("/proc/self/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:
+            continue  # closed between listing and reading
+    return [t for t in targets if t.startswith(str(path))]
+
+
+async def test_closing_a_sqlite_store_lets_go_of_every_handle_on_its_file(db_path: Path) -> None:
+    store = await Store.open(str(db_path))
+    await store.start(StartRequest(task_id="t"))
+    assert handles_on(db_path)
+    await store.close()
+    assert handles_on(db_path) == []
