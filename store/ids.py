@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from store.errors import InvalidInput
 from store.timeutil import iso_z
@@ -54,12 +54,7 @@ def execution_id(task_id: str, started_at: datetime, span_id: str) -> str:
 
 def session_id(task_id: str, started_at: datetime, span_id: str) -> str:
     """`task:{task_id}:{exec_ts_iso}:{short_uuid}` as seed 002 names it."""
-    d = started_at
-    if d.tzinfo is UTC and d.year >= 1000:  # iso_z(d, seconds=True) without its strftime
-        stamp = f"{d.year}-{d.month:02}-{d.day:02}T{d.hour:02}:{d.minute:02}:{d.second:02}Z"
-    else:
-        stamp = iso_z(started_at, seconds=True)
-    return f"task:{task_id}:{stamp}:{span_id[:4]}"
+    return f"task:{task_id}:{iso_z(started_at, seconds=True)}:{span_id[:4]}"
 
 
 def derived_idempotency_key(task_id: str, scheduled_at: datetime, attempt: int) -> str:

@@ -139,4 +139,6 @@ def test_identifiers_are_formatted_as_strftime_formats_them(moment: datetime) ->
     assert execution_id("Task A", moment, span) == (
         f"task_exec_task_a_{moment.strftime('%Y%m%dT%H%M%SZ')}_{span[:8]}"
     )
-    assert session_id("Task A", moment, span) == f"task:Task A:{iso_z(moment, seconds=True)}:{span[:4]}"
+    in_utc = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert iso_z(moment, seconds=True) == f"{in_utc}Z"
+    assert session_id("Task A", moment, span) == f"task:Task A:{in_utc}Z:{span[:4]}"
