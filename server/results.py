@@ -20,6 +20,7 @@ from server.budget import STANDARD, Shape, Sized, decode_offsets, encode_offsets
 from server.render import clip, counted, duration, plural, when
 from store.analysis import STALE_AFTER
 from store.models import (
+    PATTERNS_SHOWN,
     ErrorPattern,
     Execution,
     ExecutionDetail,
@@ -594,7 +595,7 @@ class LastFailedResult(Sized):
             hints.append(f"Not even one failure fits this max_tokens: raise max_tokens{fewer}.")
         if self._older_left_out and self.failures and self.detail != "summary":
             hints.append("detail='summary' fits more failures per answer.")
-        if self.omitted and len(self.error_patterns) < min(self.patterns_total, 20):
+        if self.omitted and len(self.error_patterns) < min(self.patterns_total, PATTERNS_SHOWN):
             hints.append("Every error group, page by page: tasks_failure_patterns.")
         if self.dropped_fields or self.clipped_fields:
             hints.append(f"A failure in full: tasks_get(span_id) or {EXECUTION_URI}.")
@@ -609,10 +610,19 @@ class LastFailedResult(Sized):
         if call:
             head += f" Older ones: {call}."
         parts = [head, *_lines(self.failures, "failures")]
-        parts += ["Error patterns:", *_lines(self.error_patterns, "patterns", limit=TEXT_ROWS // 2)]
+        parts += [self.patterns_head(), *_lines(self.error_patterns, "patterns", limit=TEXT_ROWS // 2)]
         parts += stale
         parts.append("Next: tasks_by_trace(trace_id) shows a failure's whole story.")
         return "\n".join([*parts, *cut_note(self)])
+
+    def patterns_head(self) -> str:
+        """The patterns' heading; it says so when they are the commonest few of more groups."""
+        if self.patterns_total <= len(self.error_patterns):
+            return "Error patterns:"
+        return (
+            f"Error patterns (the {len(self.error_patterns)} commonest of {self.patterns_total:,} groups; "
+            "every group, with trends: tasks_failure_patterns):"
+        )
 
     def stale_line(self) -> str:
         n = self.stale_running or 0

@@ -292,6 +292,14 @@ class Failure(_Model):
     recent_events: list[LifecycleEvent]
 
 
+# What one last_failed answer shows. Sized so that tasks_last_failed's default answer (10 failures)
+# fits the default 8,000-token budget whole: with 5 events a failure and 20 patterns it came to
+# ~10,600 tokens and was cut on the commonest call of all. The rest is one call away:
+# tasks_by_trace has every event of a failure's trace, tasks_failure_patterns every group.
+RECENT_EVENTS_SHOWN = 3
+PATTERNS_SHOWN = 10
+
+
 class LastFailed(_Model):
     failures: list[Failure]
     error_patterns: list[ErrorPattern]

@@ -15,6 +15,8 @@ from typing import Any
 from store.backend import BackendOptions
 from store.errors import InvalidInput, NotFound
 from store.models import (
+    PATTERNS_SHOWN,
+    RECENT_EVENTS_SHOWN,
     ErrorPattern,
     EventRequest,
     EventResult,
@@ -45,9 +47,6 @@ from store.sqlite.schema import migrate
 from store.sqlite.writer import Writer
 from store.timeutil import from_us, now_utc, to_us
 from store.transfer import TransferMixin
-
-RECENT_EVENTS = 5
-PATTERNS_SHOWN = 20
 
 
 def sqlite_path(database_url: str) -> str:
@@ -285,7 +284,7 @@ async def _recent(snap: Snapshot, page: list[Execution]) -> list[list[object]]:
         return []
     points = [(e.trace_id, to_us(e.ended_at or e.started_at)) for e in page]
     by_failure: list[list[object]] = [[] for _ in page]
-    for row in await snap.all(*q.recent_events(points, RECENT_EVENTS)):
+    for row in await snap.all(*q.recent_events(points, RECENT_EVENTS_SHOWN)):
         by_failure[int(row[0])].append(rows.event_from(row[2:]))
     return by_failure
 
