@@ -35,12 +35,11 @@ from store.analysis import (
 )
 from store.errors import InvalidInput
 from store.fingerprint import normalize_message
-from store.models import Failure
 from store.sqlite import analysis_queries as aq
 from store.sqlite import rows
+from store.sqlite.last_failed import read_failures_before, read_last_failed
 from store.timeutil import from_us, now_utc, to_us
 
-SEQ_UNKNOWN = 2**62  # a failure pruned between two reads: page on from after every tie of its time
 NAMED_MEMBERS = 5  # tasks / actors named per failure group (all are counted)
 STATUSES = ("success", "failed", "partial", "cancelled", "running")
 # A time window of top-level runs with at most this many durations sorts them (one pass over the
@@ -148,34 +147,19 @@ class AnalysisMixin:
         unique_errors: bool,
         before: tuple[int, int] | None,
     ) -> FailurePage:
-        """tasks_last_failed's answer with each failure's (started_us, seq). The first page is the
-        backend's own last_failed; a later one (`before`: the position of the last failure shown)
-        is a keyset page in the same order, with the window's patterns and totals."""
-        from store.sqlite.backend import _recent  # the backend imports this module
-
-        stale_before = to_us(now_utc() - STALE_AFTER)
-        stale_query = aq.stale_running(task_id, _us(since), _us(until), stale_before)
-        if before is None:
-            view = await self.last_failed(limit, task_id, since, until, unique_errors)
-            spans = [f.execution.span_id for f in view.failures]
-            async with self._readers.snapshot() as snap:
-                seqs = dict(await snap.all(*aq.seqs_of(spans))) if spans else {}
-                (stale,) = await snap.one(*stale_query)
-            positions = [
-                (to_us(f.execution.started_at), int(seqs.get(f.execution.span_id, SEQ_UNKNOWN)))
-                for f in view.failures
-            ]
-            return FailurePage(view=view, positions=positions, stale_running=int(stale))
-        whole = await self.last_failed(1, task_id, since, until, False)
-        query = aq.failures_before(task_id, _us(since), _us(until), before, limit, unique_errors)
+        """tasks_last_failed's answer with each failure's (started_us, seq). The first page is
+        last_failed's; a later one (`before`: the position of the last failure shown) is a keyset
+        page in the same order, with the window's patterns and totals. One snapshot either way, so
+        the page, its patterns and its positions agree."""
+        window = (task_id, _us(since), _us(until))
+        stale_query = aq.stale_running(*window, to_us(now_utc() - STALE_AFTER))
         async with self._readers.snapshot() as snap:
-            found = await snap.all(*query)
-            page = [rows.execution_from(r[1:]) for r in found[:limit]]
-            events = await _recent(snap, page)
+            if before is None:
+                view, seqs = await read_last_failed(snap, window, limit, unique_errors)
+            else:
+                view, seqs = await read_failures_before(snap, window, before, limit, unique_errors)
             (stale,) = await snap.one(*stale_query)
-        failures = [Failure(execution=e, recent_events=ev) for e, ev in zip(page, events, strict=True)]
-        view = whole.model_copy(update={"failures": failures, "has_more": len(found) > limit})
-        positions = [(to_us(e.started_at), int(r[0])) for e, r in zip(page, found, strict=False)]
+        positions = [(to_us(f.execution.started_at), seq) for f, seq in zip(view.failures, seqs, strict=True)]
         return FailurePage(view=view, positions=positions, stale_running=int(stale))
 
     async def side_effects(

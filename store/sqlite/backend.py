@@ -6,25 +6,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from store.backend import BackendOptions
 from store.errors import InvalidInput, NotFound
 from store.models import (
-    PATTERNS_SHOWN,
-    RECENT_EVENTS_SHOWN,
-    ErrorPattern,
     EventRequest,
     EventResult,
     Execution,
     ExecutionDetail,
     ExecutionFilter,
     ExecutionPage,
-    Failure,
     FinishRequest,
     FinishResult,
     LastFailed,
@@ -42,10 +36,11 @@ from store.sqlite.analysis_reads import AnalysisMixin
 from store.sqlite.events import event_job
 from store.sqlite.history import HistoryMixin
 from store.sqlite.jobs import WriteContext, finish_job, import_job, record_job, start_job
-from store.sqlite.reader import ReaderPool, Snapshot
+from store.sqlite.last_failed import read_last_failed
+from store.sqlite.reader import ReaderPool
 from store.sqlite.schema import migrate
 from store.sqlite.writer import Writer
-from store.timeutil import from_us, now_utc, to_us
+from store.timeutil import now_utc, to_us
 from store.transfer import TransferMixin
 
 
@@ -179,29 +174,9 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         until: datetime | None,
         unique_errors: bool,
     ) -> LastFailed:
-        window = (task_id, _us(since), _us(until))
         async with self._readers.snapshot() as snap:
-            if unique_errors and (since is not None or until is not None):
-                page_rows, found = await _unique_in_window(snap, window, limit)
-            else:
-                page_sql = (
-                    q.last_failed_unique(task_id, limit) if unique_errors else q.last_failed(*window, limit)
-                )
-                page_rows = await snap.all(*page_sql)
-                found = await snap.all(*q.error_patterns(*window, PATTERNS_SHOWN))
-            page = [rows.execution_from(r) for r in page_rows]
-            failures = [
-                Failure(execution=e, recent_events=events)
-                for e, events in zip(page[:limit], await _recent(snap, page[:limit]), strict=True)
-            ]
-        # Every pattern row carries the window's totals; a group without an example (a NULL
-        # stack_hash) counts in them but is not shown.
-        total, distinct = (int(found[0][-2]), int(found[0][-1])) if found else (0, 0)
-        return LastFailed(
-            failures=failures,
-            error_patterns=[_pattern(r[:-2]) for r in found if r[8] is not None],
-            total_failures=total, patterns_total=distinct, has_more=len(page) > limit,
-        )  # fmt: skip
+            view, _ = await read_last_failed(snap, (task_id, _us(since), _us(until)), limit, unique_errors)
+        return view
 
     async def get(self, span_id: str) -> ExecutionDetail:
         async with self._readers.snapshot() as snap:
@@ -246,54 +221,3 @@ def _next_cursor(page: list[tuple[object, ...]], filters: ExecutionFilter) -> st
     last = page[-1]
     started_us = last[1 + rows.EXECUTION_COLUMNS.index("started_us")]
     return q.encode_cursor(q.Cursor(int(started_us), int(last[0]), q.filter_digest(filters)))  # type: ignore[call-overload]
-
-
-async def _unique_in_window(
-    snap: Snapshot, window: tuple[str | None, int | None, int | None], limit: int
-) -> tuple[list[Any], list[Any]]:
-    """last_failed(unique_errors) in a window: the page's rows (as q.last_failed_unique gives them)
-    and the pattern rows (as q.error_patterns gives them), from one scan of the window's failures
-    instead of one for each: the page is each group's latest failure, which is also its pattern's
-    example, so both come from the same groups and the same rows."""
-    groups = await snap.all(*q.window_groups(*window, PATTERNS_SHOWN, limit + 1))
-    on_page = sorted((g for g in groups if g[5] <= limit + 1), key=lambda g: (g[3], g[8]), reverse=True)
-    on_page = on_page[: limit + 1]
-    by_count = sorted((g for g in groups if g[4] <= PATTERNS_SHOWN), key=lambda g: g[4])
-    # A NULL stack_hash counts in the totals but is no pattern: it has no example (as in error_patterns).
-    seqs = {g[8] for g in on_page} | {g[8] for g in by_count if g[0] is not None}
-    found = await snap.all(*q.executions_by_seq(sorted(seqs))) if seqs else []
-    row_of = {r[0]: r[1:] for r in found}
-    page_rows = [row_of[g[8]] for g in on_page]
-    return page_rows, [_pattern_row(g, row_of.get(g[8]) if g[0] is not None else None) for g in by_count]
-
-
-_COLUMN = {name: k for k, name in enumerate(rows.EXECUTION_COLUMNS)}
-_EXAMPLE_COLUMNS = ("error_type", "error_message", "task_id", "trace_id", "span_id")
-
-
-def _pattern_row(group: Sequence[Any], example: Sequence[Any] | None) -> tuple[Any, ...]:
-    """A window group in error_patterns' row shape: the group, its example's columns, the totals."""
-    stack_hash, n, first_us, last_us, _, _, n_total, n_groups, _ = group
-    shown = tuple(example[_COLUMN[c]] for c in _EXAMPLE_COLUMNS) if example else (None,) * 5
-    return (stack_hash, n, first_us, last_us, *shown, n_total, n_groups)
-
-
-async def _recent(snap: Snapshot, page: list[Execution]) -> list[list[object]]:
-    """The events that led to each failure of the page (the last few of its trace up to its end)."""
-    if not page:
-        return []
-    points = [(e.trace_id, to_us(e.ended_at or e.started_at)) for e in page]
-    by_failure: list[list[object]] = [[] for _ in page]
-    for row in await snap.all(*q.recent_events(points, RECENT_EVENTS_SHOWN)):
-        by_failure[int(row[0])].append(rows.event_from(row[2:]))
-    return by_failure
-
-
-def _pattern(row: tuple[object, ...]) -> ErrorPattern:
-    stack_hash, count, first_us, last_us, error_type, message, task_id, trace_id, span_id = row
-    return ErrorPattern(
-        stack_hash=str(stack_hash), count=int(count), first_seen=from_us(int(first_us)),
-        last_seen=from_us(int(last_us)),
-        error_type=str(error_type), error_message=str(message), example_task_id=str(task_id),
-        example_trace_id=str(trace_id), example_span_id=str(span_id),
-    )  # type: ignore[call-overload]  # fmt: skip

@@ -160,9 +160,11 @@ def _failure_window(task_id: str | None, since_us: int | None, until_us: int | N
 
 
 def last_failed(task_id: str | None, since_us: int | None, until_us: int | None, limit: int) -> Query:
+    """The window's latest failures, each row led by its seq (a tasks_last_failed cursor's position)."""
     where, params = _failure_window(task_id, since_us, until_us)
     sql = (
-        f"SELECT {EXECUTION_SELECT} FROM executions WHERE {where} ORDER BY started_us DESC, seq DESC LIMIT ?"
+        f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE {where} "
+        "ORDER BY started_us DESC, seq DESC LIMIT ?"
     )
     return sql, [*params, limit + 1]
 
@@ -176,7 +178,7 @@ def last_failed_unique(task_id: str | None, limit: int) -> Query:
     """The most recent failure of each stack_hash over all time: each group's latest is kept in
     failure_stacks, and only the page's rows are read in full. (In a window: window_groups.)"""
     sql = (
-        f"SELECT {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT last_seq FROM failure_stacks "
+        f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE seq IN (SELECT last_seq FROM failure_stacks "
         "WHERE per_task = ? AND task_id = ? ORDER BY last_us DESC, last_seq DESC LIMIT ?) "
         "ORDER BY started_us DESC, seq DESC"
     )

@@ -1,0 +1,124 @@
+"""last_failed's reads, inside a snapshot the caller holds: the most recent failures with the events
+that led up to them, and the error patterns over every failure in the window.
+
+They take the snapshot rather than open one so that tasks_last_failed's page, its patterns and its
+cursor positions (store.sqlite.analysis_reads.failure_page) come from one read transaction: one
+consistent picture, and no second BEGIN/COMMIT (each statement is a round trip to the reader's
+thread, ~0.1 ms here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from store.models import (
+    PATTERNS_SHOWN,
+    RECENT_EVENTS_SHOWN,
+    ErrorPattern,
+    Execution,
+    Failure,
+    LastFailed,
+)
+from store.sqlite import analysis_queries as aq
+from store.sqlite import queries as q
+from store.sqlite import rows
+from store.sqlite.reader import Snapshot
+from store.timeutil import from_us, to_us
+
+Window = tuple[str | None, int | None, int | None]
+"""(task_id, since_us, until_us)"""
+
+
+async def read_last_failed(
+    snap: Snapshot, window: Window, limit: int, unique_errors: bool
+) -> tuple[LastFailed, list[int]]:
+    """The answer, and the row number (seq) of each failure on its page."""
+    task_id, since_us, until_us = window
+    if unique_errors and (since_us is not None or until_us is not None):
+        page_rows, pattern_rows = await _unique_in_window(snap, window, limit)
+    else:
+        page_sql = q.last_failed_unique(task_id, limit) if unique_errors else q.last_failed(*window, limit)
+        page_rows = await snap.all(*page_sql)
+        pattern_rows = await snap.all(*q.error_patterns(*window, PATTERNS_SHOWN))
+    return await _answer(snap, page_rows, limit, pattern_rows)
+
+
+async def read_failures_before(
+    snap: Snapshot, window: Window, before: tuple[int, int], limit: int, unique_errors: bool
+) -> tuple[LastFailed, list[int]]:
+    """A later page: the failures after `before` ((started_us, seq) of the last one shown) in
+    read_last_failed's order, with the window's patterns and totals again."""
+    page_rows = await snap.all(*aq.failures_before(*window, before, limit, unique_errors))
+    pattern_rows = await snap.all(*q.error_patterns(*window, PATTERNS_SHOWN))
+    return await _answer(snap, page_rows, limit, pattern_rows)
+
+
+async def _answer(
+    snap: Snapshot, page_rows: list[Any], limit: int, pattern_rows: list[Any]
+) -> tuple[LastFailed, list[int]]:
+    """`page_rows` (seq first, one more than `limit` when there are more) with their recent events,
+    and `pattern_rows` (q.error_patterns' shape) as patterns."""
+    page = [rows.execution_from(r[1:]) for r in page_rows[:limit]]
+    failures = [
+        Failure(execution=e, recent_events=events)
+        for e, events in zip(page, await recent_events(snap, page), strict=True)
+    ]
+    # Every pattern row carries the window's totals; a group without an example (a NULL
+    # stack_hash) counts in them but is not shown.
+    total, distinct = (int(pattern_rows[0][-2]), int(pattern_rows[0][-1])) if pattern_rows else (0, 0)
+    view = LastFailed(
+        failures=failures,
+        error_patterns=[_pattern(r[:-2]) for r in pattern_rows if r[8] is not None],
+        total_failures=total, patterns_total=distinct, has_more=len(page_rows) > limit,
+    )  # fmt: skip
+    return view, [int(r[0]) for r in page_rows[:limit]]
+
+
+async def recent_events(snap: Snapshot, page: list[Execution]) -> list[list[object]]:
+    """The events that led to each failure of the page (the last few of its trace up to its end)."""
+    if not page:
+        return []
+    points = [(e.trace_id, to_us(e.ended_at or e.started_at)) for e in page]
+    by_failure: list[list[object]] = [[] for _ in page]
+    for row in await snap.all(*q.recent_events(points, RECENT_EVENTS_SHOWN)):
+        by_failure[int(row[0])].append(rows.event_from(row[2:]))
+    return by_failure
+
+
+async def _unique_in_window(snap: Snapshot, window: Window, limit: int) -> tuple[list[Any], list[Any]]:
+    """last_failed(unique_errors) in a window: the page's rows (seq first, as q.last_failed gives
+    them) and the pattern rows (as q.error_patterns gives them), from one scan of the window's
+    failures instead of one for each: the page is each group's latest failure, which is also its
+    pattern's example, so both come from the same groups and the same rows."""
+    groups = await snap.all(*q.window_groups(*window, PATTERNS_SHOWN, limit + 1))
+    on_page = sorted((g for g in groups if g[5] <= limit + 1), key=lambda g: (g[3], g[8]), reverse=True)
+    on_page = on_page[: limit + 1]
+    by_count = sorted((g for g in groups if g[4] <= PATTERNS_SHOWN), key=lambda g: g[4])
+    # A NULL stack_hash counts in the totals but is no pattern: it has no example (as in error_patterns).
+    seqs = {g[8] for g in on_page} | {g[8] for g in by_count if g[0] is not None}
+    found = await snap.all(*q.executions_by_seq(sorted(seqs))) if seqs else []
+    row_of = {r[0]: r for r in found}
+    page_rows = [row_of[g[8]] for g in on_page]
+    return page_rows, [_pattern_row(g, row_of.get(g[8]) if g[0] is not None else None) for g in by_count]
+
+
+# Columns of an execution row led by its seq.
+_COLUMN = {name: k + 1 for k, name in enumerate(rows.EXECUTION_COLUMNS)}
+_EXAMPLE_COLUMNS = ("error_type", "error_message", "task_id", "trace_id", "span_id")
+
+
+def _pattern_row(group: Sequence[Any], example: Sequence[Any] | None) -> tuple[Any, ...]:
+    """A window group in error_patterns' row shape: the group, its example's columns, the totals."""
+    stack_hash, n, first_us, last_us, _, _, n_total, n_groups, _ = group
+    shown = tuple(example[_COLUMN[c]] for c in _EXAMPLE_COLUMNS) if example else (None,) * 5
+    return (stack_hash, n, first_us, last_us, *shown, n_total, n_groups)
+
+
+def _pattern(row: tuple[object, ...]) -> ErrorPattern:
+    stack_hash, count, first_us, last_us, error_type, message, task_id, trace_id, span_id = row
+    return ErrorPattern(
+        stack_hash=str(stack_hash), count=int(count), first_seen=from_us(int(first_us)),
+        last_seen=from_us(int(last_us)),
+        error_type=str(error_type), error_message=str(message), example_task_id=str(task_id),
+        example_trace_id=str(trace_id), example_span_id=str(span_id),
+    )  # type: ignore[call-overload]  # fmt: skip
