@@ -7,16 +7,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from store.dbapi import ReadPlan
 from store.errors import StoreUnavailable
 from store.postgres.conninfo import connection_kwargs
 from store.postgres.tx import pg_sql
 
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+T = TypeVar("T")
 
 
 class PgReaderPool:
@@ -40,6 +42,18 @@ class PgReaderPool:
         """The rows of one statement (in a snapshot of its own, as on SQLite)."""
         async with self.snapshot() as snap:
             return await snap.all(sql, params)
+
+    async def read(self, plan: ReadPlan[T]) -> T:
+        """Run `plan` in one snapshot, statement by statement (psycopg's are awaited on the loop)."""
+        async with self.snapshot() as snap:
+            try:
+                query = next(plan)
+                while True:
+                    query = plan.send(await snap.all(*query))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            finally:
+                plan.close()
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[PgSnapshot]:

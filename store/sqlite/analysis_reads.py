@@ -1,9 +1,9 @@
 """The debugging reads (store.analysis views) for a backend with a snapshot pool: failure groups,
 run statistics, the raw material of a timeline, and side-effect search.
 
-Engine-neutral like store.sqlite.transfer: `?` SQL from store.sqlite.analysis_queries run in a
-snapshot, so `AnalysisMixin` serves SqliteBackend and PostgresBackend alike. Each read is one
-snapshot, so its several statements see one committed state."""
+Engine-neutral like store.sqlite.transfer: each read is a read plan (store.dbapi.ReadPlan) of `?`
+SQL from store.sqlite.analysis_queries, so `AnalysisMixin` serves SqliteBackend and PostgresBackend
+alike. A plan runs in one read transaction, so its several statements see one committed state."""
 
 from __future__ import annotations
 
@@ -33,11 +33,12 @@ from store.analysis import (
     bucket_width_us,
     percentile_rank,
 )
+from store.dbapi import ReadPlan
 from store.errors import InvalidInput
 from store.fingerprint import normalize_message
 from store.sqlite import analysis_queries as aq
 from store.sqlite import rows
-from store.sqlite.last_failed import read_failures_before, read_last_failed
+from store.sqlite.last_failed import read_failure_page
 from store.timeutil import from_us, now_utc, to_us
 
 NAMED_MEMBERS = 5  # tasks / actors named per failure group (all are counted)
@@ -53,31 +54,12 @@ def _us(moment: datetime | None) -> int | None:
 
 class AnalysisMixin:
     _readers: Any
-    last_failed: Any  # the backend's own first page of recent failures (store.backend.Backend)
 
     async def failure_patterns(
         self, task_id: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int
     ) -> FailurePatterns:
-        window = aq.failure_window(task_id, _us(since), _us(until))
-        async with self._readers.snapshot() as snap:
-            found = await snap.all(*aq.failure_groups(window, limit, offset))
-            if found:  # each row carries the window's totals
-                distinct, failures, first_us = found[0][5:]
-            else:  # past the last group, or none
-                failures, distinct, first_us = await snap.one(*aq.failure_totals(window))
-            start = _us(since) if since is not None else first_us
-            end = _us(until) if until is not None else to_us(now_utc()) + 1
-            width = bucket_width_us(start, end) if start is not None else 1_000_000
-            buckets = -(-(end - start) // width) if start is not None else 0
-            groups = [await _group(snap, window, row[:5], start or 0, width, buckets) for row in found]
-        return FailurePatterns(
-            groups=groups,
-            total_groups=int(distinct),
-            total_failures=int(failures),
-            trend_start=from_us(int(start)) if start is not None else None,
-            trend_bucket_seconds=width // 1_000_000,
-            offset=offset,
-        )
+        end_now = to_us(now_utc()) + 1
+        return await self._readers.read(_failure_patterns(task_id, since, until, limit, offset, end_now))
 
     async def run_stats(
         self,
@@ -89,25 +71,8 @@ class AnalysisMixin:
         workers: bool,
         limit: int,
     ) -> TaskStats:
-        scope = aq.stats_filter(task_id, task_type, _us(since), _us(until), workers)
-        async with self._readers.snapshot() as snap:
-            tallies = _tally(await snap.all(*aq.stats_counts(scope, group_by)), grouped=group_by is not None)
-            if group_by is None and not tallies:
-                tallies[None] = _Tally()
-            ranked = sorted(tallies.items(), key=lambda kv: (-kv[1].runs, str(kv[0])))[:limit]
-            measured = sum(t.measured for t in tallies.values())
-            top_level = task_id is None and task_type is None and group_by is None and not workers
-            if task_id is not None or group_by == "task_id":  # one task per group: ix_exec_task_duration
-                durations = {
-                    key: await _indexed_percentiles(snap, scope, group_by, key, t) for key, t in ranked
-                }
-            elif top_level and ((since is None and until is None) or measured > SORT_AT_MOST):
-                walk = aq.top_level_walk(_us(since), _us(until))  # ix_exec_top_duration
-                durations = {key: await _indexed_percentiles(snap, walk, None, key, t) for key, t in ranked}
-            else:
-                durations = _ranked_percentiles(await snap.all(*aq.durations_ranked(scope, group_by)))
-        groups = [t.stats(key, durations.get(key, {})) for key, t in ranked]
-        return TaskStats(groups=groups, total_groups=len(tallies))
+        plan = _run_stats(task_id, task_type, since, until, group_by, workers, limit)
+        return await self._readers.read(plan)
 
     async def story(
         self,
@@ -117,26 +82,7 @@ class AnalysisMixin:
         limit: int,
         before: StepKey | None = None,
     ) -> Story:
-        column, key = ("trace_id", trace_id) if trace_id is not None else ("task_id", task_id or "")
-        runs_before, events_before = bounds_before(before) if before is not None else (None, None)
-        async with self._readers.snapshot() as snap:
-            runs = await snap.all(*aq.story_executions(column, key, _us(until), limit, runs_before))
-            events = await snap.all(*aq.story_events(column, key, _us(until), limit, events_before))
-            counts = aq.story_counts(column, key, _us(until), runs_before, events_before)
-            runs_total, events_total = await snap.one(*counts)
-        return Story(
-            task_id=task_id,
-            trace_id=trace_id,
-            executions=[rows.execution_from(r[1:]) for r in reversed(runs)],
-            events=[rows.event_from(r[1:]) for r in reversed(events)],
-            # Capped totals still tell timeline_steps whether a kind was cut: COUNT_CAP is over
-            # STORY_LIMIT_MAX, the most rows of a kind a story reads.
-            executions_total=min(int(runs_total), aq.COUNT_CAP),
-            events_total=min(int(events_total), aq.COUNT_CAP),
-            totals_exact=max(int(runs_total), int(events_total)) <= aq.COUNT_CAP,
-            execution_seqs=[int(r[0]) for r in reversed(runs)],
-            event_seqs=[int(r[0]) for r in reversed(events)],
-        )
+        return await self._readers.read(_story(task_id, trace_id, until, limit, before))
 
     async def failure_page(
         self,
@@ -152,15 +98,9 @@ class AnalysisMixin:
         page in the same order, with the window's patterns and totals. One snapshot either way, so
         the page, its patterns and its positions agree."""
         window = (task_id, _us(since), _us(until))
-        stale_query = aq.stale_running(*window, to_us(now_utc() - STALE_AFTER))
-        async with self._readers.snapshot() as snap:
-            if before is None:
-                view, seqs = await read_last_failed(snap, window, limit, unique_errors)
-            else:
-                view, seqs = await read_failures_before(snap, window, before, limit, unique_errors)
-            (stale,) = await snap.one(*stale_query)
-        positions = [(to_us(f.execution.started_at), seq) for f, seq in zip(view.failures, seqs, strict=True)]
-        return FailurePage(view=view, positions=positions, stale_running=int(stale))
+        stale_before_us = to_us(now_utc() - STALE_AFTER)
+        plan = read_failure_page(window, before, limit, unique_errors, stale_before_us)
+        return await self._readers.read(plan)
 
     async def side_effects(
         self,
@@ -174,39 +114,135 @@ class AnalysisMixin:
     ) -> SideEffectPage:
         digest = _digest(kind, value, since, until, task_id)
         after = _decode_cursor(cursor, digest) if cursor else None
-        scope = aq.effects_filter(kind, value, _us(since), _us(until))
-        async with self._readers.snapshot() as snap:
-            found = await snap.all(*aq.effects_page(scope, task_id, after, limit))
-            (counted,) = await snap.one(*aq.effects_count(scope, task_id))
-        page = found[:limit]
-        matches = [SideEffectMatch(kind=r[1], value=r[2], execution=rows.execution_from(r[3:])) for r in page]
-        last = page[-1] if page else None
-        more = len(found) > limit and last is not None
-        next_cursor = (
-            _encode_cursor(to_us(matches[-1].execution.started_at), int(last[0]), digest) if more else None
+        return await self._readers.read(
+            _side_effects(kind, value, since, until, task_id, limit, after, digest)
         )
-        return SideEffectPage(
-            matches=matches,
-            total=min(int(counted), aq.COUNT_CAP),
-            total_exact=counted <= aq.COUNT_CAP,
-            has_more=more,
-            next_cursor=next_cursor,
-        )
+
+
+# ---- read plans (store.dbapi.ReadPlan: each runs in one read transaction) ------------------
+
+
+def _failure_patterns(
+    task_id: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int, end_now: int
+) -> ReadPlan[FailurePatterns]:
+    window = aq.failure_window(task_id, _us(since), _us(until))
+    found = yield aq.failure_groups(window, limit, offset)
+    if found:  # each row carries the window's totals
+        distinct, failures, first_us = found[0][5:]
+    else:  # past the last group, or none
+        [(failures, distinct, first_us)] = yield aq.failure_totals(window)
+    start = _us(since) if since is not None else first_us
+    end = _us(until) if until is not None else end_now
+    width = bucket_width_us(start, end) if start is not None else 1_000_000
+    buckets = -(-(end - start) // width) if start is not None else 0
+    groups = []
+    for row in found:
+        groups.append((yield from _group(window, row[:5], start or 0, width, buckets)))
+    return FailurePatterns(
+        groups=groups,
+        total_groups=int(distinct),
+        total_failures=int(failures),
+        trend_start=from_us(int(start)) if start is not None else None,
+        trend_bucket_seconds=width // 1_000_000,
+        offset=offset,
+    )
+
+
+def _run_stats(
+    task_id: str | None,
+    task_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    group_by: str | None,
+    workers: bool,
+    limit: int,
+) -> ReadPlan[TaskStats]:
+    scope = aq.stats_filter(task_id, task_type, _us(since), _us(until), workers)
+    tallies = _tally((yield aq.stats_counts(scope, group_by)), grouped=group_by is not None)
+    if group_by is None and not tallies:
+        tallies[None] = _Tally()
+    ranked = sorted(tallies.items(), key=lambda kv: (-kv[1].runs, str(kv[0])))[:limit]
+    measured = sum(t.measured for t in tallies.values())
+    top_level = task_id is None and task_type is None and group_by is None and not workers
+    durations: dict[Any, dict[int, int]] = {}
+    if task_id is not None or group_by == "task_id":  # one task per group: ix_exec_task_duration
+        for key, t in ranked:
+            durations[key] = yield from _indexed_percentiles(scope, group_by, key, t)
+    elif top_level and ((since is None and until is None) or measured > SORT_AT_MOST):
+        walk = aq.top_level_walk(_us(since), _us(until))  # ix_exec_top_duration
+        for key, t in ranked:
+            durations[key] = yield from _indexed_percentiles(walk, None, key, t)
+    else:
+        durations = _ranked_percentiles((yield aq.durations_ranked(scope, group_by)))
+    groups = [t.stats(key, durations.get(key, {})) for key, t in ranked]
+    return TaskStats(groups=groups, total_groups=len(tallies))
+
+
+def _story(
+    task_id: str | None, trace_id: str | None, until: datetime | None, limit: int, before: StepKey | None
+) -> ReadPlan[Story]:
+    column, key = ("trace_id", trace_id) if trace_id is not None else ("task_id", task_id or "")
+    runs_before, events_before = bounds_before(before) if before is not None else (None, None)
+    runs = yield aq.story_executions(column, key, _us(until), limit, runs_before)
+    events = yield aq.story_events(column, key, _us(until), limit, events_before)
+    [(runs_total, events_total)] = yield aq.story_counts(column, key, _us(until), runs_before, events_before)
+    return Story(
+        task_id=task_id,
+        trace_id=trace_id,
+        executions=[rows.execution_from(r[1:]) for r in reversed(runs)],
+        events=[rows.event_from(r[1:]) for r in reversed(events)],
+        # Capped totals still tell timeline_steps whether a kind was cut: COUNT_CAP is over
+        # STORY_LIMIT_MAX, the most rows of a kind a story reads.
+        executions_total=min(int(runs_total), aq.COUNT_CAP),
+        events_total=min(int(events_total), aq.COUNT_CAP),
+        totals_exact=max(int(runs_total), int(events_total)) <= aq.COUNT_CAP,
+        execution_seqs=[int(r[0]) for r in reversed(runs)],
+        event_seqs=[int(r[0]) for r in reversed(events)],
+    )
+
+
+def _side_effects(
+    kind: str,
+    value: str,
+    since: datetime | None,
+    until: datetime | None,
+    task_id: str | None,
+    limit: int,
+    after: Any,
+    digest: str,
+) -> ReadPlan[SideEffectPage]:
+    scope = aq.effects_filter(kind, value, _us(since), _us(until))
+    found = yield aq.effects_page(scope, task_id, after, limit)
+    [(counted,)] = yield aq.effects_count(scope, task_id)
+    page = found[:limit]
+    matches = [SideEffectMatch(kind=r[1], value=r[2], execution=rows.execution_from(r[3:])) for r in page]
+    last = page[-1] if page else None
+    more = len(found) > limit and last is not None
+    next_cursor = (
+        _encode_cursor(to_us(matches[-1].execution.started_at), int(last[0]), digest) if more else None
+    )
+    return SideEffectPage(
+        matches=matches,
+        total=min(int(counted), aq.COUNT_CAP),
+        total_exact=counted <= aq.COUNT_CAP,
+        has_more=more,
+        next_cursor=next_cursor,
+    )
 
 
 # ---- failure groups ----------------------------------------------------------------------
 
 
-async def _group(
-    snap: Any, window: aq.Query, row: Sequence[Any], start_us: int, width_us: int, buckets: int
-) -> FailureGroup:
+def _group(
+    window: aq.Query, row: Sequence[Any], start_us: int, width_us: int, buckets: int
+) -> ReadPlan[FailureGroup]:
     fingerprint, count, first_us, last_us, fixed = row
-    tasks = await snap.all(*aq.group_members(window, fingerprint, "task_id"))
-    actors = [r for r in await snap.all(*aq.group_members(window, fingerprint, "actor")) if r[0] is not None]
+    tasks = yield aq.group_members(window, fingerprint, "task_id")
+    actors = [r for r in (yield aq.group_members(window, fingerprint, "actor")) if r[0] is not None]
     trend = [0] * max(buckets, 1)
-    for bucket, n in await snap.all(*aq.group_trend(window, fingerprint, start_us, width_us)):
+    for bucket, n in (yield aq.group_trend(window, fingerprint, start_us, width_us)):
         trend[min(int(bucket), len(trend) - 1)] += int(n)
-    example = await snap.one(*aq.group_example(window, fingerprint))
+    [example] = yield aq.group_example(window, fingerprint)
     task_id, trace_id, span_id, started_us, error_type, message, stack, stack_hash, fixed_us = example
     return FailureGroup(
         fingerprint=fingerprint,
@@ -300,16 +336,16 @@ def _tally(found: list[Any], *, grouped: bool) -> dict[Any, _Tally]:
     return dict(tallies)
 
 
-async def _indexed_percentiles(
-    snap: Any, scope: aq.Query, group_by: str | None, key: Any, tally: _Tally
-) -> dict[int, int]:
+def _indexed_percentiles(
+    scope: aq.Query, group_by: str | None, key: Any, tally: _Tally
+) -> ReadPlan[dict[int, int]]:
     where, params = scope
     if group_by == "task_id":
         where, params = f"{where} AND task_id = ?", [*params, key]
     found: dict[int, int] = {}
     for p in PERCENTILES if tally.measured else ():
         rank = percentile_rank(tally.measured, p)
-        (value,) = await snap.one(*aq.duration_at_rank((where, params), rank, tally.measured))
+        [(value,)] = yield aq.duration_at_rank((where, params), rank, tally.measured)
         found[p] = int(value)
     return found
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from store.backend import BackendOptions
+from store.dbapi import ReadPlan
 from store.errors import InvalidInput, NotFound
 from store.models import (
     EventRequest,
@@ -156,15 +157,7 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         )  # fmt: skip
 
     async def trace(self, trace_id: str) -> TraceView:
-        async with self._readers.snapshot() as snap:
-            executions = [rows.execution_from(r) for r in await snap.all(*q.trace_executions(trace_id))]
-            events = [rows.event_from(r) for r in await snap.all(*q.trace_events(trace_id))]
-        top = [e for e in executions if e.parent_span_id is None] or executions
-        return TraceView(
-            trace_id=trace_id, found=bool(executions or events), executions=executions, events=events,
-            retry_count=sum(1 for e in executions if e.retry_of is not None),
-            final_status=max(top, key=lambda e: (e.attempt, e.started_at)).status if top else None,
-        )  # fmt: skip
+        return await self._readers.read(_trace(trace_id))
 
     async def last_failed(
         self,
@@ -174,21 +167,12 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         until: datetime | None,
         unique_errors: bool,
     ) -> LastFailed:
-        async with self._readers.snapshot() as snap:
-            view, _ = await read_last_failed(snap, (task_id, _us(since), _us(until)), limit, unique_errors)
+        plan = read_last_failed((task_id, _us(since), _us(until)), limit, unique_errors)
+        view, _ = await self._readers.read(plan)
         return view
 
     async def get(self, span_id: str) -> ExecutionDetail:
-        async with self._readers.snapshot() as snap:
-            row = await snap.one(*q.execution_by_span(span_id))
-            if row is None:
-                raise NotFound(
-                    "execution",
-                    f"span_id {span_id}",
-                    hint="Call tasks_list or tasks_last_failed to find a span_id.",
-                )
-            events = [rows.event_from(r) for r in await snap.all(*q.span_events(span_id))]
-        return ExecutionDetail(execution=rows.execution_from(row), events=events)
+        return await self._readers.read(_detail(span_id))
 
     async def task_status(self, task_id: str) -> TaskStatus:
         sql = f"SELECT {rows.TASK_SELECT} FROM tasks WHERE task_id = ?"
@@ -200,17 +184,44 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         return rows.task_from(found[0])
 
     async def timeline(self, task_id: str, limit: int) -> TaskTimeline:
-        async with self._readers.snapshot() as snap:
-            task_row = await snap.one(f"SELECT {rows.TASK_SELECT} FROM tasks WHERE task_id = ?", (task_id,))
-            executions = [rows.execution_from(r) for r in await snap.all(*q.task_executions(task_id, limit))]
-            events = [rows.event_from(r) for r in await snap.all(*q.task_events(task_id, limit))]
-            executions_total, events_total = await snap.one(*q.task_counts(task_id))
-        return TaskTimeline(
-            task_id=task_id, task=rows.task_from(task_row) if task_row else None,
-            executions=executions[::-1], events=events[::-1], executions_total=executions_total,
-            events_total=events_total,
-            truncated=executions_total > len(executions) or events_total > len(events),
-        )  # fmt: skip
+        return await self._readers.read(_timeline(task_id, limit))
+
+
+# ---- read plans (store.dbapi.ReadPlan: each runs in one read transaction) ------------------
+
+
+def _trace(trace_id: str) -> ReadPlan[TraceView]:
+    executions = [rows.execution_from(r) for r in (yield q.trace_executions(trace_id))]
+    events = [rows.event_from(r) for r in (yield q.trace_events(trace_id))]
+    top = [e for e in executions if e.parent_span_id is None] or executions
+    return TraceView(
+        trace_id=trace_id, found=bool(executions or events), executions=executions, events=events,
+        retry_count=sum(1 for e in executions if e.retry_of is not None),
+        final_status=max(top, key=lambda e: (e.attempt, e.started_at)).status if top else None,
+    )  # fmt: skip
+
+
+def _detail(span_id: str) -> ReadPlan[ExecutionDetail]:
+    found = yield q.execution_by_span(span_id)
+    if not found:
+        raise NotFound(
+            "execution", f"span_id {span_id}", hint="Call tasks_list or tasks_last_failed to find a span_id."
+        )
+    events = [rows.event_from(r) for r in (yield q.span_events(span_id))]
+    return ExecutionDetail(execution=rows.execution_from(found[0]), events=events)
+
+
+def _timeline(task_id: str, limit: int) -> ReadPlan[TaskTimeline]:
+    task_rows = yield (f"SELECT {rows.TASK_SELECT} FROM tasks WHERE task_id = ?", (task_id,))
+    executions = [rows.execution_from(r) for r in (yield q.task_executions(task_id, limit))]
+    events = [rows.event_from(r) for r in (yield q.task_events(task_id, limit))]
+    [(executions_total, events_total)] = yield q.task_counts(task_id)
+    return TaskTimeline(
+        task_id=task_id, task=rows.task_from(task_rows[0]) if task_rows else None,
+        executions=executions[::-1], events=events[::-1], executions_total=executions_total,
+        events_total=events_total,
+        truncated=executions_total > len(executions) or events_total > len(events),
+    )  # fmt: skip
 
 
 def _us(moment: datetime | None) -> int | None:

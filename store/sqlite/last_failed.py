@@ -1,16 +1,17 @@
-"""last_failed's reads, inside a snapshot the caller holds: the most recent failures with the events
-that led up to them, and the error patterns over every failure in the window.
+"""last_failed's reads, as read plans (store.dbapi.ReadPlan): the most recent failures with the
+events that led up to them, and the error patterns over every failure in the window.
 
-They take the snapshot rather than open one so that tasks_last_failed's page, its patterns and its
-cursor positions (store.sqlite.analysis_reads.failure_page) come from one read transaction: one
-consistent picture, and no second BEGIN/COMMIT (each statement is a round trip to the reader's
-thread, ~0.1 ms here)."""
+They compose (`yield from`), so tasks_last_failed's page, its patterns, its cursor positions and
+its count of stale runs (read_failure_page) come from one read transaction: one consistent picture,
+in one hand-off to a SQLite reader's thread."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from store.analysis import FailurePage
+from store.dbapi import ReadPlan
 from store.models import (
     PATTERNS_SHOWN,
     RECENT_EVENTS_SHOWN,
@@ -18,51 +19,62 @@ from store.models import (
     Execution,
     Failure,
     LastFailed,
+    LifecycleEvent,
 )
 from store.sqlite import analysis_queries as aq
 from store.sqlite import queries as q
 from store.sqlite import rows
-from store.sqlite.reader import Snapshot
 from store.timeutil import from_us, to_us
 
 Window = tuple[str | None, int | None, int | None]
 """(task_id, since_us, until_us)"""
 
 
-async def read_last_failed(
-    snap: Snapshot, window: Window, limit: int, unique_errors: bool
-) -> tuple[LastFailed, list[int]]:
-    """The answer, and the row number (seq) of each failure on its page."""
+Answer = tuple[LastFailed, list[int]]
+"""The answer, and the row number (seq) of each failure on its page."""
+
+
+def read_failure_page(
+    window: Window, before: tuple[int, int] | None, limit: int, unique_errors: bool, stale_before_us: int
+) -> ReadPlan[FailurePage]:
+    """tasks_last_failed's page: the first (`before` None) or the one after `before`, with each
+    failure's (started_us, seq) and the window's runs with no end recorded before `stale_before_us`."""
+    if before is None:
+        view, seqs = yield from read_last_failed(window, limit, unique_errors)
+    else:
+        view, seqs = yield from read_failures_before(window, before, limit, unique_errors)
+    [(stale,)] = yield aq.stale_running(*window, stale_before_us)
+    positions = [(to_us(f.execution.started_at), seq) for f, seq in zip(view.failures, seqs, strict=True)]
+    return FailurePage(view=view, positions=positions, stale_running=int(stale))
+
+
+def read_last_failed(window: Window, limit: int, unique_errors: bool) -> ReadPlan[Answer]:
     task_id, since_us, until_us = window
     if unique_errors and (since_us is not None or until_us is not None):
-        page_rows, pattern_rows = await _unique_in_window(snap, window, limit)
+        page_rows, pattern_rows = yield from _unique_in_window(window, limit)
     else:
         page_sql = q.last_failed_unique(task_id, limit) if unique_errors else q.last_failed(*window, limit)
-        page_rows = await snap.all(*page_sql)
-        pattern_rows = await snap.all(*q.error_patterns(*window, PATTERNS_SHOWN))
-    return await _answer(snap, page_rows, limit, pattern_rows)
+        page_rows = yield page_sql
+        pattern_rows = yield q.error_patterns(*window, PATTERNS_SHOWN)
+    return (yield from _answer(page_rows, limit, pattern_rows))
 
 
-async def read_failures_before(
-    snap: Snapshot, window: Window, before: tuple[int, int], limit: int, unique_errors: bool
-) -> tuple[LastFailed, list[int]]:
+def read_failures_before(
+    window: Window, before: tuple[int, int], limit: int, unique_errors: bool
+) -> ReadPlan[Answer]:
     """A later page: the failures after `before` ((started_us, seq) of the last one shown) in
     read_last_failed's order, with the window's patterns and totals again."""
-    page_rows = await snap.all(*aq.failures_before(*window, before, limit, unique_errors))
-    pattern_rows = await snap.all(*q.error_patterns(*window, PATTERNS_SHOWN))
-    return await _answer(snap, page_rows, limit, pattern_rows)
+    page_rows = yield aq.failures_before(*window, before, limit, unique_errors)
+    pattern_rows = yield q.error_patterns(*window, PATTERNS_SHOWN)
+    return (yield from _answer(page_rows, limit, pattern_rows))
 
 
-async def _answer(
-    snap: Snapshot, page_rows: list[Any], limit: int, pattern_rows: list[Any]
-) -> tuple[LastFailed, list[int]]:
+def _answer(page_rows: list[Any], limit: int, pattern_rows: list[Any]) -> ReadPlan[Answer]:
     """`page_rows` (seq first, one more than `limit` when there are more) with their recent events,
     and `pattern_rows` (q.error_patterns' shape) as patterns."""
     page = [rows.execution_from(r[1:]) for r in page_rows[:limit]]
-    failures = [
-        Failure(execution=e, recent_events=events)
-        for e, events in zip(page, await recent_events(snap, page), strict=True)
-    ]
+    events = yield from recent_events(page)
+    failures = [Failure(execution=e, recent_events=ev) for e, ev in zip(page, events, strict=True)]
     # Every pattern row carries the window's totals; a group without an example (a NULL
     # stack_hash) counts in them but is not shown.
     total, distinct = (int(pattern_rows[0][-2]), int(pattern_rows[0][-1])) if pattern_rows else (0, 0)
@@ -74,29 +86,29 @@ async def _answer(
     return view, [int(r[0]) for r in page_rows[:limit]]
 
 
-async def recent_events(snap: Snapshot, page: list[Execution]) -> list[list[object]]:
+def recent_events(page: list[Execution]) -> ReadPlan[list[list[LifecycleEvent]]]:
     """The events that led to each failure of the page (the last few of its trace up to its end)."""
     if not page:
         return []
     points = [(e.trace_id, to_us(e.ended_at or e.started_at)) for e in page]
-    by_failure: list[list[object]] = [[] for _ in page]
-    for row in await snap.all(*q.recent_events(points, RECENT_EVENTS_SHOWN)):
+    by_failure: list[list[LifecycleEvent]] = [[] for _ in page]
+    for row in (yield q.recent_events(points, RECENT_EVENTS_SHOWN)):
         by_failure[int(row[0])].append(rows.event_from(row[2:]))
     return by_failure
 
 
-async def _unique_in_window(snap: Snapshot, window: Window, limit: int) -> tuple[list[Any], list[Any]]:
+def _unique_in_window(window: Window, limit: int) -> ReadPlan[tuple[list[Any], list[Any]]]:
     """last_failed(unique_errors) in a window: the page's rows (seq first, as q.last_failed gives
     them) and the pattern rows (as q.error_patterns gives them), from one scan of the window's
     failures instead of one for each: the page is each group's latest failure, which is also its
     pattern's example, so both come from the same groups and the same rows."""
-    groups = await snap.all(*q.window_groups(*window, PATTERNS_SHOWN, limit + 1))
+    groups = yield q.window_groups(*window, PATTERNS_SHOWN, limit + 1)
     on_page = sorted((g for g in groups if g[5] <= limit + 1), key=lambda g: (g[3], g[8]), reverse=True)
     on_page = on_page[: limit + 1]
     by_count = sorted((g for g in groups if g[4] <= PATTERNS_SHOWN), key=lambda g: g[4])
     # A NULL stack_hash counts in the totals but is no pattern: it has no example (as in error_patterns).
     seqs = {g[8] for g in on_page} | {g[8] for g in by_count if g[0] is not None}
-    found = await snap.all(*q.executions_by_seq(sorted(seqs))) if seqs else []
+    found = (yield q.executions_by_seq(sorted(seqs))) if seqs else []
     row_of = {r[0]: r for r in found}
     page_rows = [row_of[g[8]] for g in on_page]
     return page_rows, [_pattern_row(g, row_of.get(g[8]) if g[0] is not None else None) for g in by_count]

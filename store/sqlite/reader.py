@@ -1,15 +1,23 @@
 """Readers: a small pool of aiosqlite connections, so reads never queue behind writes
 (WAL lets them read the last committed state while the writer works). A multi-statement
-read runs in one read transaction, so its statements see the same snapshot."""
+read runs in one read transaction, so its statements see the same snapshot: a read plan
+(`read`, store.dbapi.ReadPlan) on the connection's thread in one hand-off, or `snapshot`
+statement by statement."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+
+from store.dbapi import ReadPlan, run_plan
+
+T = TypeVar("T")
 
 
 class ReaderPool:
@@ -45,6 +53,17 @@ class ReaderPool:
         finally:
             self._idle.put_nowait(conn)
 
+    async def read(self, plan: ReadPlan[T]) -> T:
+        """Run `plan` in one read transaction, all of it on the connection's thread: one hand-off
+        to that thread in all, where `snapshot` takes one per statement, BEGIN and COMMIT."""
+        conn = await self._idle.get()
+        try:
+            # aiosqlite offers no public call to run a function on its thread; `_execute` is how
+            # each of its own methods gets there (unchanged through 0.22, which is pinned).
+            return await conn._execute(_run_in_transaction, conn, plan)
+        finally:
+            self._idle.put_nowait(conn)
+
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Snapshot]:
         """A connection inside one read transaction, returned to the pool afterwards."""
@@ -69,3 +88,15 @@ class Snapshot:
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = await self.all(sql, params)
         return rows[0] if rows else None
+
+
+def _run_in_transaction(conn: aiosqlite.Connection, plan: ReadPlan[T]) -> T:
+    """On the connection's thread: BEGIN, the plan's statements, COMMIT (a read-only transaction
+    ends the same way whether or not the plan raised)."""
+    db: sqlite3.Connection = conn._conn  # the sqlite3 connection aiosqlite wraps
+    db.execute("BEGIN")
+    try:
+        return run_plan(plan, lambda sql, params: db.execute(sql, params).fetchall())
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("COMMIT")
