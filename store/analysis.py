@@ -265,31 +265,43 @@ def timeline_steps(story: Story) -> list[Step]:
     shown, misses nothing)."""
     run_seqs = _seqs(story.execution_seqs, story.executions)
     event_seqs = _seqs(story.event_seqs, story.events)
-    runs = [_run_step(e, seq) for e, seq in zip(story.executions, run_seqs, strict=True)]
-    events = [_event_step(ev, seq) for ev, seq in zip(story.events, event_seqs, strict=True)]
+    # Ordered by step key before any Step is built, so each is built once, with its gap.
+    runs = [
+        ((to_us(e.started_at), 1, seq or 0), e, seq)
+        for e, seq in zip(story.executions, run_seqs, strict=True)
+    ]
+    events = [
+        ((to_us(ev.ts), 0, seq or 0), ev, seq) for ev, seq in zip(story.events, event_seqs, strict=True)
+    ]
     cut = []
     if runs and len(runs) < story.executions_total:
-        cut.append(min(step_key(s) for s in runs))
+        cut.append(min(key for key, _, _ in runs))
     if events and len(events) < story.events_total:
-        cut.append(min(step_key(s) for s in events))
+        cut.append(min(key for key, _, _ in events))
     start = max(cut) if cut else None
-    steps = sorted((s for s in runs + events if start is None or step_key(s) >= start), key=step_key)
-    gaps: list[Step] = []
-    for index, step in enumerate(steps):
-        gap = None if index == 0 else int((step.at - steps[index - 1].at).total_seconds() * 1000)
-        gaps.append(step.model_copy(update={"gap_ms": gap}))
-    return gaps
+    ordered = sorted(
+        (item for item in runs + events if start is None or item[0] >= start), key=lambda i: i[0]
+    )
+    steps: list[Step] = []
+    previous: datetime | None = None
+    for _, item, seq in ordered:
+        is_event = isinstance(item, LifecycleEvent)
+        at = item.ts if is_event else item.started_at
+        gap = None if previous is None else int((at - previous).total_seconds() * 1000)
+        steps.append(_event_step(item, seq, gap) if is_event else _run_step(item, seq, gap))
+        previous = at
+    return steps
 
 
 def _seqs(seqs: list[int] | None, items: list[Any]) -> list[int | None]:
     return list(seqs) if seqs is not None else [None] * len(items)
 
 
-def _run_step(e: Execution, seq: int | None = None) -> Step:
+def _run_step(e: Execution, seq: int | None, gap_ms: int | None) -> Step:
     error = f"{e.error.type}: {e.error.message}" if e.error else None
     return Step(
         at=e.started_at,
-        gap_ms=None,
+        gap_ms=gap_ms,
         kind="execution",
         name="worker run" if e.worker_id else "run",
         actor=e.actor,
@@ -305,14 +317,17 @@ def _run_step(e: Execution, seq: int | None = None) -> Step:
     )
 
 
-def _event_step(ev: LifecycleEvent, seq: int | None = None) -> Step:
-    notes = [f"{key}={ev.data[key]}" for key in _NOTE_KEYS if isinstance(ev.data.get(key), str | int | float)]
+_NOTE_VALUE = (str, int, float)  # a tuple: `str | int | float` would build a union on every call
+
+
+def _event_step(ev: LifecycleEvent, seq: int | None, gap_ms: int | None) -> Step:
+    notes = [f"{key}={ev.data[key]}" for key in _NOTE_KEYS if isinstance(ev.data.get(key), _NOTE_VALUE)]
     error = ev.data.get("error")
     if isinstance(error, dict) and error.get("type"):
         notes.append(f"error={error['type']}: {error.get('message', '')}")
     return Step(
         at=ev.ts,
-        gap_ms=None,
+        gap_ms=gap_ms,
         kind="event",
         name=ev.event_type,
         actor=ev.actor,
