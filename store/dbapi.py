@@ -4,7 +4,7 @@ rules for starting, finishing and applying events are written once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -48,6 +48,18 @@ def run_plan(plan: ReadPlan[T], fetch: Callable[[str, Sequence[Any]], list[Any]]
         query = next(plan)
         while True:
             query = plan.send(fetch(*query))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    finally:
+        plan.close()
+
+
+async def run_plan_async(plan: ReadPlan[T], fetch: Callable[[str, Sequence[Any]], Awaitable[list[Any]]]) -> T:
+    """`run_plan` for a driver whose fetch is awaited (psycopg's async connections)."""
+    try:
+        query = next(plan)
+        while True:
+            query = plan.send(await fetch(*query))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from store.dbapi import ReadPlan
+from store.dbapi import ReadPlan, run_plan_async
 from store.errors import StoreUnavailable
 from store.postgres.conninfo import connection_kwargs
 from store.postgres.tx import pg_sql
@@ -46,14 +46,7 @@ class PgReaderPool:
     async def read(self, plan: ReadPlan[T]) -> T:
         """Run `plan` in one snapshot, statement by statement (psycopg's are awaited on the loop)."""
         async with self.snapshot() as snap:
-            try:
-                query = next(plan)
-                while True:
-                    query = plan.send(await snap.all(*query))
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            finally:
-                plan.close()
+            return await run_plan_async(plan, snap.all)
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[PgSnapshot]:
