@@ -30,8 +30,16 @@ from pydantic import ValidationError
 
 from config import SETTINGS_SPEC, Settings, SettingsError, SettingSpec, is_loopback_host, load_settings
 from server import cli_admin, cli_history
+from server.budget import decode_offsets
 from server.errors import describe_store_error, describe_validation
-from server.results import ExecutionDocument, ExecutionList, LastFailedResult, ToolResult, TraceResult
+from server.results import (
+    ExecutionDocument,
+    ExecutionList,
+    LastFailedResult,
+    ToolResult,
+    TraceResult,
+    last_failed_call,
+)
 from server.tables import terminal_view
 from store.errors import InvalidInput, StoreError
 from store.experience import to_document
@@ -121,6 +129,9 @@ def _add_last_failed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help=_UNTIL)
     parser.add_argument("--limit", type=int, default=10, help=f"1..{FAILED_LIMIT_MAX} (default 10)")
     parser.add_argument("--unique-errors", action="store_true", help="one failure per distinct stack_hash")
+    parser.add_argument(
+        "--cursor", help="older failures: the cursor printed under the previous page (same other flags)"
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -154,14 +165,18 @@ async def _trace(store: Store, args: argparse.Namespace) -> ToolResult:
 
 async def _last_failed(store: Store, args: argparse.Namespace) -> ToolResult:
     window = ExecutionFilter(since=args.since, until=args.until)  # the store's own timestamp rules
-    view = await store.last_failed(
+    # The cursor is tasks_last_failed's, so a page can go on in the terminal or in an MCP client.
+    call = last_failed_call(args.task_id, window.since, window.until, args.unique_errors)
+    page = await store.failure_page(
         limit=args.limit,
         task_id=args.task_id,
         since=window.since,
         until=window.until,
         unique_errors=args.unique_errors,
+        before=decode_offsets(args.cursor, call, 2) if args.cursor else None,
     )
-    return LastFailedResult.of(view)
+    stale = page.stale_running
+    return LastFailedResult.of(page.view, positions=page.positions, call=call, stale_running=stale)
 
 
 async def _get(store: Store, args: argparse.Namespace) -> ToolResult:

@@ -93,7 +93,10 @@ def last_failed_view(result: LastFailedResult) -> str:
     if not result.failures:
         return "No failed executions in this window."
     parts = [executions_table(result.failures), ""]
-    parts.append(f"{len(result.failures)} most recent of {plural(result.total_failures, 'failure')}.")
+    foot = f"{len(result.failures)} most recent of {plural(result.total_failures, 'failure')}."
+    if result.has_more and result.next_cursor:
+        foot += f"\nOlder failures: add --cursor {result.next_cursor}"
+    parts.append(foot)
     patterns = [_pattern_row(p) for p in result.error_patterns]
     parts += ["", table(("COUNT", "STACK", "LAST SEEN", "EXAMPLE TRACE_ID", "ERROR"), patterns)]
     return "\n".join(parts)

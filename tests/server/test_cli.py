@@ -72,6 +72,33 @@ def test_last_failed_then_trace_then_get_walk_from_a_failure_to_its_record(
     assert code == 0 and "stack_hash" in detail and "connection reset" in detail
 
 
+async def _fail_three_more(path: str) -> None:
+    async with await open_store(load_settings({"database_url": path}, environ={})) as store:
+        for n in range(3):
+            started = await store.start(StartRequest(task_id=f"flaky-{n}"))
+            error = ErrorInput(type="KeyError", message=f"missing key {n}")
+            await store.finish(FinishRequest(span_id=started.execution.span_id, status="failed", error=error))
+
+
+def test_last_failed_pages_to_older_failures_with_the_cursor_it_prints(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(_fail_three_more(db))  # four failures in all, the oldest nightly_ingest's
+    code, first, _ = _run(capsys, "last-failed", "--db", db, "--limit", "3")
+    assert code == 0 and "3 most recent of 4 failures." in first
+    [cursor] = [line.split("add --cursor ")[1] for line in first.splitlines() if "add --cursor" in line]
+    code, older, _ = _run(capsys, "last-failed", "--db", db, "--limit", "3", "--cursor", cursor)
+    assert code == 0 and "nightly_ingest" in older and "flaky-" not in older
+    assert "--cursor" not in older  # the last page says no more
+    _, as_json, _ = _run(capsys, "last-failed", "--db", db, "--limit", "3", "--json")
+    assert json.loads(as_json)["next_cursor"] == cursor
+    # A cursor is bound to the flags it was printed under.
+    code, _, err = _run(
+        capsys, "last-failed", "--db", db, "--limit", "3", "--unique-errors", "--cursor", cursor
+    )
+    assert code == 2 and "cursor" in err and "different call" in err
+
+
 def test_an_unknown_span_exits_1_with_the_reason(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "get", "no-such-span", "--db", db)
     assert code == 1 and "no execution with span_id no-such-span" in err
