@@ -9,11 +9,13 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mcp import Client
 
 from config import SETTINGS_SPEC, load_settings
-from server.app import open_store
+from server.app import build_server, open_store
 from server.cli import build_parser, main, open_bind_problem
 from server.cli_admin import shown_url
 from store.models import ErrorInput, FinishRequest, RecordRequest, StartRequest
@@ -80,6 +82,13 @@ async def _fail_three_more(path: str) -> None:
             await store.finish(FinishRequest(span_id=started.execution.span_id, status="failed", error=error))
 
 
+async def _tool_page(path: str, arguments: dict[str, object]) -> dict[str, Any]:
+    async with Client(build_server(load_settings({"database_url": path}, environ={}))) as client:
+        result = await client.call_tool("tasks_last_failed", arguments)
+    assert not result.is_error and result.structured_content is not None
+    return result.structured_content
+
+
 def test_last_failed_pages_to_older_failures_with_the_cursor_it_prints(
     db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +101,9 @@ def test_last_failed_pages_to_older_failures_with_the_cursor_it_prints(
     assert "--cursor" not in older  # the last page says no more
     _, as_json, _ = _run(capsys, "last-failed", "--db", db, "--limit", "3", "--json")
     assert json.loads(as_json)["next_cursor"] == cursor
+    # It is the tool's own cursor: the page goes on in an MCP client.
+    in_client = asyncio.run(_tool_page(db, {"limit": 3, "cursor": cursor}))
+    assert [f["task_id"] for f in in_client["failures"]] == ["nightly_ingest"]
     # A cursor is bound to the flags it was printed under.
     code, _, err = _run(
         capsys, "last-failed", "--db", db, "--limit", "3", "--unique-errors", "--cursor", cursor
