@@ -111,8 +111,7 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
         self._executor.shutdown(wait=True)
 
     async def ping(self) -> None:
-        async with self._readers.snapshot() as snap:
-            await snap.one("SELECT 1")
+        await self._readers.query("SELECT 1")  # one statement: no BEGIN/COMMIT round trips
 
     def _context(self) -> WriteContext:
         return WriteContext(policy=self._policy, now=now_utc())
