@@ -115,7 +115,7 @@ def serve(db: str, log_level: str) -> None:
 
     from config import load_settings
     from server.app import build_server
-    from server.cli import freeze_startup_heap
+    from server.cli import tune_collector_for_serving
     from server.http import build_http_app
     from server.tools import READ_ONLY, ToolSpec, register
 
@@ -138,7 +138,7 @@ def serve(db: str, log_level: str) -> None:
 
     threading.Thread(target=stop_when_orphaned, daemon=True).start()
     print(f"PORT {port}", flush=True)
-    freeze_startup_heap()  # as `task-history serve` does
+    tune_collector_for_serving()  # as `task-history serve` does
     uvicorn.Server(config).run(sockets=[sock])
 
 

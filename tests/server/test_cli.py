@@ -16,7 +16,7 @@ from mcp import Client
 
 from config import SETTINGS_SPEC, load_settings
 from server.app import build_server, open_store
-from server.cli import build_parser, main, open_bind_problem
+from server.cli import SERVING_GC_THRESHOLDS, build_parser, main, open_bind_problem
 from server.cli_admin import shown_url
 from store.models import ErrorInput, FinishRequest, RecordRequest, StartRequest
 
@@ -181,25 +181,29 @@ def test_database_urls_are_shown_without_their_password(url: str, shown: str) ->
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
-    """Gives the test process its collector back: `serve` freezes every object alive at the time."""
+    """Gives the test process its collector back: `serve` freezes every object alive at the time
+    and raises the collection thresholds."""
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 @pytest.mark.usefixtures("unfrozen")
-def test_serve_leaves_its_start_up_heap_out_of_garbage_collection(
+def test_serve_leaves_its_start_up_heap_out_of_garbage_collection_and_collects_less_often(
     db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The app is built, then frozen (server.cli.freeze_startup_heap), then served."""
+    """The app is built, then frozen (server.cli.tune_collector_for_serving), then served."""
     import uvicorn
 
     seen: dict[str, object] = {}
 
     def run(app: object, **options: object) -> None:
-        seen.update(app=app, frozen=gc.get_freeze_count(), **options)
+        seen.update(app=app, frozen=gc.get_freeze_count(), thresholds=gc.get_threshold(), **options)
 
     monkeypatch.setattr(uvicorn, "run", run)
     assert main(["serve", "--db", db, "--port", "8765"]) == 0
     assert seen["port"] == 8765 and callable(seen["app"])
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 10_000  # the modules and schemas, at least
+    assert seen["thresholds"] == SERVING_GC_THRESHOLDS != (700, 10, 10)
