@@ -222,7 +222,11 @@ come before executions at the same instant; `seq` orders rows of one kind that s
 
 
 def step_key(step: Step) -> StepKey:
-    return (to_us(step.at), 0 if step.kind == "event" else 1, step.seq or 0)
+    return _key_of(step.at, step.kind == "event", step.seq)
+
+
+def _key_of(at: datetime, is_event: bool, seq: int | None) -> StepKey:
+    return (to_us(at), 0 if is_event else 1, seq or 0)
 
 
 def bounds_before(key: StepKey) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -267,12 +271,9 @@ def timeline_steps(story: Story) -> list[Step]:
     event_seqs = _seqs(story.event_seqs, story.events)
     # Ordered by step key before any Step is built, so each is built once, with its gap.
     runs = [
-        ((to_us(e.started_at), 1, seq or 0), e, seq)
-        for e, seq in zip(story.executions, run_seqs, strict=True)
+        (_key_of(e.started_at, False, seq), e, seq) for e, seq in zip(story.executions, run_seqs, strict=True)
     ]
-    events = [
-        ((to_us(ev.ts), 0, seq or 0), ev, seq) for ev, seq in zip(story.events, event_seqs, strict=True)
-    ]
+    events = [(_key_of(ev.ts, True, seq), ev, seq) for ev, seq in zip(story.events, event_seqs, strict=True)]
     cut = []
     if runs and len(runs) < story.executions_total:
         cut.append(min(key for key, _, _ in runs))

@@ -263,12 +263,6 @@ def stale_running(
     return sql, [started_before_us, *params]
 
 
-def seqs_of(span_ids: list[str]) -> Query:
-    """(span_id, seq) of these executions (the span_id index, one seek each)."""
-    marks = ", ".join("?" for _ in span_ids)
-    return f"SELECT span_id, seq FROM executions WHERE span_id IN ({marks})", list(span_ids)
-
-
 # ---- side effects ------------------------------------------------------------------------
 
 
