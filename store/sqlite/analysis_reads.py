@@ -126,7 +126,8 @@ def _failure_patterns(
     task_id: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int, end_now: int
 ) -> ReadPlan[FailurePatterns]:
     window = aq.failure_window(task_id, _us(since), _us(until))
-    found = yield aq.failure_groups(window, limit, offset)
+    by_range = yield from _few_failures(window, task_id, since, until)
+    found = yield aq.failure_groups(window, limit, offset, by_range=by_range)
     if found:  # each row carries the window's totals
         distinct, failures, first_us = found[0][5:]
     else:  # past the last group, or none
@@ -146,6 +147,18 @@ def _failure_patterns(
         trend_bucket_seconds=width // 1_000_000,
         offset=offset,
     )
+
+
+def _few_failures(
+    window: aq.Query, task_id: str | None, since: datetime | None, until: datetime | None
+) -> ReadPlan[bool]:
+    """Whether the window holds few enough failures to group them from its time range
+    (aq.NARROW_WINDOW_FAILURES). One task's window is a range of ix_failures_task either way, and
+    all of time is best walked in group order."""
+    if task_id is not None or (since is None and until is None):
+        return False
+    [(held,)] = yield aq.failures_at_most(window, aq.NARROW_WINDOW_FAILURES)
+    return int(held) < aq.NARROW_WINDOW_FAILURES
 
 
 def _run_stats(

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from store import Store
+from store.dbapi import run_plan
 from store.models import ErrorInput, IOEffects, RecordRequest
 from store.sqlite import analysis_queries as aq
 from store.sqlite import derived
+from store.sqlite.analysis_reads import _failure_patterns
 from store.sqlite.rows import EXECUTION_COLUMNS
 from store.sqlite.schema import migrate
-from store.timeutil import to_us
+from store.timeutil import from_us, to_us
 
 T0 = datetime(2025, 11, 1, tzinfo=UTC)
 DERIVED = (
@@ -196,6 +198,14 @@ QUERIES: dict[str, tuple[aq.Query, str]] = {
     "failure groups": (aq.failure_groups(FAILURES, 10, 0), "ix_failures_"),
     "failure groups, window": (aq.failure_groups(FAILURES_WINDOW, 10, 0), "ix_failures_"),
     "failure groups, task": (aq.failure_groups(FAILURES_TASK, 10, 0), "ix_failures_task"),
+    "failure groups, narrow window": (
+        aq.failure_groups(FAILURES_WINDOW, 10, 0, by_range=True),
+        "COVERING INDEX ix_failures_started (started_us>? AND started_us<?)",
+    ),
+    "failures at most, window": (
+        aq.failures_at_most(FAILURES_WINDOW, 10_000),
+        "COVERING INDEX ix_failures_started (started_us>? AND started_us<?)",
+    ),
     "failure totals": (aq.failure_totals(FAILURES_WINDOW), "ix_failures_"),
     "group tasks": (aq.group_members(FAILURES, "abc", "task_id"), "ix_failures_fingerprint_task"),
     "group actors": (aq.group_members(FAILURES, "abc", "actor"), "ix_failures_fingerprint_actor"),
@@ -289,6 +299,58 @@ def test_a_side_effect_count_reads_the_index_alone_unless_it_filters_by_task(db:
     ], steps
     steps = plan(db, aq.effects_count(FILE, "task-7"))  # task_id is the execution's: joined
     assert "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)" in steps, steps
+
+
+def test_a_window_grouped_by_range_has_the_same_groups_as_one_walked_in_group_order(
+    db: sqlite3.Connection,
+) -> None:
+    walked = db.execute(*aq.failure_groups(FAILURES_WINDOW, 50, 0)).fetchall()
+    ranged = db.execute(*aq.failure_groups(FAILURES_WINDOW, 50, 0, by_range=True)).fetchall()
+    assert len(walked) > 3 and ranged == walked
+    steps = plan(db, aq.failure_groups(FAILURES, 10, 0))
+    assert "SCAN failures USING COVERING INDEX ix_failures_fingerprint" in steps, steps
+    assert "TEMP B-TREE FOR GROUP BY" not in steps, steps  # all of time: no sort of 100,000 failures
+
+
+def statements_of_patterns(
+    db: sqlite3.Connection, task_id: str | None, window: tuple[int, int] | None
+) -> list[str]:
+    """The statements tasks_failure_patterns' read plan runs on the file, in order."""
+    since, until = (from_us(window[0]), from_us(window[1])) if window else (None, None)
+    ran: list[str] = []
+
+    def fetch(sql: str, params: Any) -> list[Any]:
+        ran.append(sql)
+        return db.execute(sql, params).fetchall()
+
+    run_plan(_failure_patterns(task_id, since, until, 10, 0, T0_US + 10_000 * MINUTE_US), fetch)
+    return ran
+
+
+@pytest.mark.parametrize(
+    ("task_id", "window", "cap", "by_range"),
+    [
+        (None, WINDOW, aq.NARROW_WINDOW_FAILURES, True),  # a window of few failures: its range
+        (None, WINDOW, 5, False),  # as many as the cap or more: walked in group order
+        (None, None, aq.NARROW_WINDOW_FAILURES, False),  # all of time: walked, and not counted
+        ("task-10", WINDOW, aq.NARROW_WINDOW_FAILURES, False),  # one task: ix_failures_task's range
+    ],
+)
+def test_failure_patterns_group_a_narrow_window_from_its_time_range(
+    db: sqlite3.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    task_id: str | None,
+    window: tuple[int, int] | None,
+    cap: int,
+    by_range: bool,
+) -> None:
+    monkeypatch.setattr(aq, "NARROW_WINDOW_FAILURES", cap)
+    ran = statements_of_patterns(db, task_id, window)
+    counted = [sql for sql in ran if "AS capped" in sql]
+    groups = [sql for sql in ran if "GROUP BY 1 ORDER BY COUNT(*) DESC" in sql]
+    assert len(groups) == 1
+    assert ("fingerprint || ''" in groups[0]) is by_range
+    assert len(counted) == (1 if task_id is None and window else 0)
 
 
 def test_a_high_percentile_walks_from_the_top() -> None:

@@ -145,6 +145,10 @@ QUERIES: dict[str, Callable[[], q.Query]] = {
     "failure groups": lambda: aq.failure_groups(aq.failure_window(None, None, None), 10, 0),
     "failure groups window": lambda: aq.failure_groups(aq.failure_window(None, SINCE_US, UNTIL_US), 10, 0),
     "failure groups task_id": lambda: aq.failure_groups(aq.failure_window("task-10", None, None), 10, 0),
+    "failure groups narrow window": lambda: aq.failure_groups(
+        aq.failure_window(None, SINCE_US, UNTIL_US), 10, 0, by_range=True
+    ),
+    "failures at most": lambda: aq.failures_at_most(aq.failure_window(None, SINCE_US, UNTIL_US), 10_000),
     "group tasks": lambda: aq.group_members(aq.failure_window(None, None, None), "abc", "task_id"),
     "group actors": lambda: aq.group_members(aq.failure_window(None, None, None), "abc", "actor"),
     "group actors window": lambda: aq.group_members(
