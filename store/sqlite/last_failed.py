@@ -8,6 +8,7 @@ in one hand-off to a SQLite reader's thread."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from store.analysis import FailurePage
@@ -102,16 +103,59 @@ def _unique_in_window(window: Window, limit: int) -> ReadPlan[tuple[list[Any], l
     them) and the pattern rows (as q.error_patterns gives them), from one scan of the window's
     failures instead of one for each: the page is each group's latest failure, which is also its
     pattern's example, so both come from the same groups and the same rows."""
-    groups = yield q.window_groups(*window, PATTERNS_SHOWN, limit + 1)
-    on_page = sorted((g for g in groups if g[5] <= limit + 1), key=lambda g: (g[3], g[8]), reverse=True)
-    on_page = on_page[: limit + 1]
-    by_count = sorted((g for g in groups if g[4] <= PATTERNS_SHOWN), key=lambda g: g[4])
+    groups = [_Group(r[0], int(r[1]), int(r[2]), int(r[3])) for r in (yield q.window_groups(*window))]
+    commonest = sorted(groups, key=_by_count)[:PATTERNS_SHOWN]
+    latest = _latest(groups, limit + 1)
+    seq_of = yield from _latest_failure_of(window, [*commonest, *latest])
+    on_page = sorted(latest, key=lambda g: (g.last_us, seq_of[g.stack_hash]), reverse=True)[: limit + 1]
     # A NULL stack_hash counts in the totals but is no pattern: it has no example (as in error_patterns).
-    seqs = {g[8] for g in on_page} | {g[8] for g in by_count if g[0] is not None}
+    examples = [g for g in commonest if g.stack_hash is not None]
+    seqs = {seq_of[g.stack_hash] for g in [*on_page, *examples]}
     found = (yield q.executions_by_seq(sorted(seqs))) if seqs else []
     row_of = {r[0]: r for r in found}
-    page_rows = [row_of[g[8]] for g in on_page]
-    return page_rows, [_pattern_row(g, row_of.get(g[8]) if g[0] is not None else None) for g in by_count]
+    totals = (sum(g.n for g in groups), sum(g.stack_hash is not None for g in groups))
+    patterns = [
+        _pattern_row(g, row_of[seq_of[g.stack_hash]] if g.stack_hash is not None else None, totals)
+        for g in commonest
+    ]
+    return [row_of[seq_of[g.stack_hash]] for g in on_page], patterns
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """A failure group of a window (q.window_groups' row)."""
+
+    stack_hash: str | None
+    n: int
+    first_us: int
+    last_us: int
+
+
+def _by_count(g: _Group) -> tuple[int, int, bool, str]:
+    """error_patterns' order: commonest, then latest, then by stack_hash (NULL first, as SQLite sorts)."""
+    return (-g.n, -g.last_us, g.stack_hash is not None, g.stack_hash or "")
+
+
+def _latest(groups: list[_Group], cut: int) -> list[_Group]:
+    """The groups whose latest failure ranks within `cut` (RANK over last_us, newest first), so
+    groups tied at the cut all come: which of them is on the page depends on their rows' seqs."""
+    if len(groups) <= cut:
+        return groups
+    threshold = sorted((g.last_us for g in groups), reverse=True)[cut - 1]
+    return [g for g in groups if g.last_us >= threshold]
+
+
+def _latest_failure_of(window: Window, groups: list[_Group]) -> ReadPlan[dict[str | None, int]]:
+    """The seq of each group's latest failure: the latest start, then the latest row."""
+    if not groups:
+        return {}
+    last_of = {g.stack_hash: g.last_us for g in groups}
+    seq_of: dict[str | None, int] = {}
+    starts = sorted(set(last_of.values()))
+    for seq, stack_hash, started_us in (yield q.failures_started_at(window[0], starts)):
+        if stack_hash in last_of and started_us == last_of[stack_hash]:
+            seq_of[stack_hash] = max(int(seq), seq_of.get(stack_hash, 0))
+    return seq_of
 
 
 # Columns of an execution row led by its seq.
@@ -119,11 +163,10 @@ _COLUMN = {name: k + 1 for k, name in enumerate(rows.EXECUTION_COLUMNS)}
 _EXAMPLE_COLUMNS = ("error_type", "error_message", "task_id", "trace_id", "span_id")
 
 
-def _pattern_row(group: Sequence[Any], example: Sequence[Any] | None) -> tuple[Any, ...]:
+def _pattern_row(group: _Group, example: Sequence[Any] | None, totals: tuple[int, int]) -> tuple[Any, ...]:
     """A window group in error_patterns' row shape: the group, its example's columns, the totals."""
-    stack_hash, n, first_us, last_us, _, _, n_total, n_groups, _ = group
     shown = tuple(example[_COLUMN[c]] for c in _EXAMPLE_COLUMNS) if example else (None,) * 5
-    return (stack_hash, n, first_us, last_us, *shown, n_total, n_groups)
+    return (group.stack_hash, group.n, group.first_us, group.last_us, *shown, *totals)
 
 
 def _pattern(row: tuple[object, ...]) -> ErrorPattern:

@@ -134,9 +134,15 @@ QUERIES: dict[str, Callable[[], q.Query]] = {
     "last_failed task_id and window": lambda: q.last_failed("task-10", SINCE_US, UNTIL_US, 10),
     "last_failed_unique": lambda: q.last_failed_unique(None, 10),
     "last_failed_unique task_id": lambda: q.last_failed_unique("task-10", 10),
-    "window_groups": lambda: q.window_groups(None, SINCE_US, UNTIL_US, 20, 11),
+    "window_groups": lambda: q.window_groups(None, SINCE_US, UNTIL_US),
+    "failures_started_at": lambda: q.failures_started_at(
+        None, [T0_US + 400 * MINUTE_US, T0_US + 800 * MINUTE_US]
+    ),
     "error_patterns": lambda: q.error_patterns(None, None, None, 20),
-    "window_groups task_id": lambda: q.window_groups("task-10", SINCE_US, UNTIL_US, 20, 11),
+    "window_groups task_id": lambda: q.window_groups("task-10", SINCE_US, UNTIL_US),
+    "failures_started_at task_id": lambda: q.failures_started_at(
+        "task-10", [T0_US + 400 * MINUTE_US, T0_US + 800 * MINUTE_US]
+    ),
     "executions_by_seq": lambda: q.executions_by_seq([400, 800, 1200]),
     "error_patterns task_id and window": lambda: q.error_patterns("task-10", SINCE_US, UNTIL_US, 20),
     "recent_events": lambda: q.recent_events(
