@@ -41,6 +41,7 @@ from pydantic import Field
 
 from server.answer import ToolResult
 from store.errors import InvalidInput
+from store.ids import cursor_int
 
 Detail = Literal["summary", "standard", "full"]
 TextKind = Literal["message", "stack", "result", "data"]
@@ -408,10 +409,10 @@ def decode_offsets(token: str, key: str, count: int) -> tuple[int, ...]:
     """The offsets in `token`; InvalidInput when it is garbled or was issued for another `key`."""
     try:
         *offsets, digest = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        values = tuple(int(o) for o in offsets)
+        values = tuple(cursor_int(o) for o in offsets)
         if len(values) != count or min(values) < 0:
             raise ValueError(token)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidInput(
             "cursor",
             "is not a cursor this server issued",

@@ -19,6 +19,7 @@ from server.answer import Part, ToolResult
 from server.budget import STANDARD, Shape, Sized, decode_offsets, encode_offsets, item_paths
 from server.render import clip, counted, duration, plural, when
 from store.analysis import STALE_AFTER
+from store.errors import InvalidInput
 from store.models import (
     PATTERNS_SHOWN,
     ErrorPattern,
@@ -391,6 +392,12 @@ class TraceResult(Sized):
     @classmethod
     def of(cls, view: TraceView, shape: Shape = STANDARD, cursor: str | None = None) -> Self:
         start = decode_offsets(cursor, view.trace_id, 2) if cursor else (0, 0)
+        if start[0] > len(view.executions) or start[1] > len(view.events):
+            raise InvalidInput(
+                "cursor",
+                f"points past the end of trace {view.trace_id}, which no cursor of its answers does",
+                hint="Pass next_cursor from the previous answer unchanged, or omit cursor.",
+            )
         runs, events = view.executions[start[0] :], view.events[start[1] :]
         answer = cls(
             **view.model_dump(include={"trace_id", "found", "retry_count", "final_status"}),

@@ -67,3 +67,14 @@ def recorded_idempotency_key(task_id: str, started_at: datetime, retry_of: str |
     """For an after-the-fact record with no key: the same task started at the same instant is one run."""
     material = f"recorded|{task_id}|{iso_z(started_at)}|{retry_of or ''}"
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+CURSOR_INT_MAX = 2**63 - 1
+
+
+def cursor_int(value: object) -> int:
+    """A number a cursor carries, as this server writes them: a JSON integer a 64-bit column
+    holds. A float, a bool or a larger number is no cursor of ours (ValueError)."""
+    if type(value) is not int or not -CURSOR_INT_MAX - 1 <= value <= CURSOR_INT_MAX:
+        raise ValueError(f"not a cursor position: {value!r}")
+    return value

@@ -33,6 +33,10 @@ Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x0
 
 ShortText = Annotated[str, Field(max_length=500)]
 
+INT64_MAX = 2**63 - 1
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""A count a database column holds: SQLite and PostgreSQL integers are 64-bit."""
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,7 +65,7 @@ class Retrieval(_Model):
     )
     query: str | None = Field(default=None, description="the retrieval query text")
     filters: dict[str, Any] | None = Field(default=None, description="the filters it used, as JSON")
-    latency_ms: Annotated[int, Field(ge=0)] | None = Field(default=None, description="how long it took")
+    latency_ms: Count | None = Field(default=None, description="how long it took")
     source: list[ShortText] = Field(default_factory=list, description="where from, e.g. experiences")
 
 
@@ -77,15 +81,17 @@ class IOEffects(_Model):
 class Usage(_Model):
     """Model usage of the execution (OpenTelemetry gen_ai.usage.*)."""
 
-    input_tokens: Annotated[int, Field(ge=0)] | None = Field(default=None, description="prompt tokens")
-    output_tokens: Annotated[int, Field(ge=0)] | None = Field(default=None, description="completion tokens")
-    cost: Annotated[float, Field(ge=0)] | None = Field(default=None, description="in the caller's currency")
+    input_tokens: Count | None = Field(default=None, description="prompt tokens")
+    output_tokens: Count | None = Field(default=None, description="completion tokens")
+    cost: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="in the caller's currency"
+    )
 
 
 class ProvenanceRunner(_Model):
     name: ShortText | None = None
     version: ShortText | None = None
-    pid: int | None = None
+    pid: Count | None = None
     host: ShortText | None = None
 
 

@@ -5,6 +5,7 @@ database knows (the attempt being retried, the parent span) and get a record bac
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,14 +77,46 @@ def check_text(policy: Policy, field: str, text: str | None) -> None:
         )
 
 
+MAX_DATA_DEPTH = 32
+"""How deeply JSON data (attributes, event data, retrieval filters) may nest. Deeper documents
+are refused at write time: MCP clients' JSON parsers stop at ~200 levels, so a record stored
+that deep could never be read back through tasks_get."""
+
+
 def check_data(policy: Policy, field: str, value: Any) -> None:
-    size = 2 if type(value) is dict and not value else len(json.dumps(value, default=str).encode())  # {}
+    if type(value) is dict and not value:  # the common case: none given
+        return
+    _check_json_values(field, value, 1)
+    size = len(json.dumps(value, default=str).encode())
     if size > policy.max_data_bytes:
         raise InvalidInput(
             field,
             f"is {size} bytes as JSON; the limit is {policy.max_data_bytes}",
             hint="Store large payloads elsewhere and record a reference, or raise max_data_bytes.",
         )
+
+
+def _check_json_values(path: str, value: Any, depth: int) -> None:
+    """Refuse what JSON cannot carry faithfully: NaN and infinities (they would be stored as
+    null), and nesting deeper than MAX_DATA_DEPTH."""
+    if type(value) is float and not math.isfinite(value):
+        raise InvalidInput(
+            path,
+            f"is {value}, which JSON cannot hold",
+            hint='Send a finite number, or null or a string such as "NaN" for a missing value.',
+        )
+    if isinstance(value, dict | list):
+        if depth > MAX_DATA_DEPTH:
+            raise InvalidInput(
+                path,
+                f"nests deeper than {MAX_DATA_DEPTH} levels of objects and lists",
+                hint="Flatten the data (dotted keys, or a JSON string for the deep part).",
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            _check_json_values(
+                f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]", item, depth + 1
+            )
 
 
 def check_list(policy: Policy, field: str, items: list[Any]) -> None:
@@ -152,6 +185,7 @@ def new_execution(req: StartRequest, policy: Policy, lineage: Lineage, now: date
     started = req.started_at or now
     span_id = require_uuid4("span_id", req.span_id)
     trace_id, attempt = _trace_and_attempt(req, lineage)
+    _check_after_retried(started, lineage.retried)
     memory_count = _memory_count(req)
     # One dict validated at once: a little cheaper than keyword arguments, on every start.
     return Execution.model_validate(dict(
@@ -199,6 +233,18 @@ def _trace_and_attempt(req: StartRequest, lineage: Lineage) -> tuple[str, int]:
     if lineage.parent is not None and req.trace_id is None:
         return lineage.parent.trace_id, 1
     return require_uuid4("trace_id", req.trace_id), 1
+
+
+def _check_after_retried(started: datetime, retried: Execution | None) -> None:
+    """A retry repeats an attempt, so it starts after it did: an earlier start would list the
+    attempts of the trace out of order."""
+    if retried is not None and started < retried.started_at:
+        raise InvalidInput(
+            "started_at",
+            f"{started.isoformat()} is before the attempt it retries started "
+            f"({retried.started_at.isoformat()})",
+            hint="Pass the retry's real start time (after its previous attempt's), or omit started_at.",
+        )
 
 
 def _check_same_task(req: StartRequest, retried: Execution) -> None:
@@ -288,6 +334,13 @@ def finished(
 
 
 def _error_info(policy: Policy, status: str, error: ErrorInput | None) -> ErrorInfo | None:
+    if error is not None and status == "success":
+        raise InvalidInput(
+            "error",
+            "is given for a successful execution",
+            hint="Use status failed for a run that failed (partial for one that did part of its work, "
+            "cancelled for one stopped), or leave error out.",
+        )
     if error is None:
         if status == "failed":
             raise InvalidInput(

@@ -36,6 +36,7 @@ from store.analysis import (
 from store.dbapi import ReadPlan
 from store.errors import InvalidInput
 from store.fingerprint import normalize_message
+from store.ids import cursor_int
 from store.sqlite import analysis_queries as aq
 from store.sqlite import rows
 from store.sqlite.last_failed import read_failure_page
@@ -386,8 +387,8 @@ def _encode_cursor(started_us: int, seq: int, digest: str) -> str:
 def _decode_cursor(token: str, digest: str) -> tuple[int, int]:
     try:
         started_us, seq, made_for = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        position = (int(started_us), int(seq))
-    except (ValueError, TypeError) as exc:
+        position = (cursor_int(started_us), cursor_int(seq))
+    except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidInput(
             "cursor",
             "is not a cursor this server issued",

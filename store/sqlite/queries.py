@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from store.errors import InvalidInput
+from store.ids import cursor_int
 from store.models import ExecutionFilter
 from store.sqlite.rows import EVENT_SELECT, EXECUTION_SELECT
 from store.timeutil import to_us
@@ -73,8 +74,8 @@ def decode_cursor(token: str, f: ExecutionFilter) -> Cursor:
     try:
         padded = token + "=" * (-len(token) % 4)
         started_us, seq, digest = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        cursor = Cursor(int(started_us), int(seq), str(digest))
-    except (ValueError, TypeError) as exc:
+        cursor = Cursor(cursor_int(started_us), cursor_int(seq), str(digest))
+    except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidInput(
             "cursor",
             "is not a cursor this server issued",

@@ -82,6 +82,31 @@ async def test_broken_text_over_http_is_a_tool_error_naming_the_field(
         assert await count_executions(client) == 0
 
 
+# JSON numbers Python's parser reads as NaN or an infinity, which JSON text cannot carry back out.
+NON_FINITE = {
+    "usage.cost": ({"usage": {"cost": "NUMBER"}}, b"1e400", "finite number"),
+    "attributes.ratio": ({"attributes": {"ratio": "NUMBER"}}, b"NaN", "JSON cannot hold"),
+    "attributes.peak[0]": ({"attributes": {"peak": ["NUMBER"]}}, b"-Infinity", "JSON cannot hold"),
+}
+
+
+@pytest.mark.parametrize("era", [MODERN, LEGACY])
+@pytest.mark.parametrize("field", list(NON_FINITE))
+async def test_a_non_finite_number_is_a_tool_error_naming_the_field_not_a_silent_null(
+    http_server: RunningServer, era: str, field: str
+) -> None:
+    extra, number, problem = NON_FINITE[field]
+    arguments = {"task_id": "t", "started_at": T0, "status": "success", **extra}
+    body = tools_call("tasks_record", arguments, era=era).replace(b'"NUMBER"', number)
+    response = await _post_call(http_server.mcp_url, era, body, tool="tasks_record")
+    result = _reply(response)["result"]
+    assert result["isError"] is True, result
+    text = result["content"][0]["text"]
+    assert field in text and problem in text, text
+    async with Client(http_server.mcp_url) as client:
+        assert await count_executions(client) == 0
+
+
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_a_10_mb_field_is_a_tool_error_naming_field_and_setting(
     http_server: RunningServer, mode: str

@@ -3,12 +3,25 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from mcp import Client
 
 T0 = "2025-11-04T18:29:12Z"
 LONG = "x" * 70_000  # over the default max_text_chars (65,536) yet far under the 1 MiB HTTP body limit
+
+NESTED_40: dict[str, Any] = {}
+_inner = NESTED_40
+for _ in range(39):  # 40 levels of objects, past rules.MAX_DATA_DEPTH
+    _inner["a"] = _inner = {}
+
+
+def forged_cursor(numbers: list[Any]) -> str:
+    """A cursor-shaped token (numbers, then a digest) that this server did not issue."""
+    return base64.urlsafe_b64encode(json.dumps([*numbers, "0123456789"]).encode()).decode().rstrip("=")
+
 
 # The bad-input table: (tool, arguments, fragments the error text must contain).
 BAD_CALLS: list[tuple[str, dict[str, Any], list[str]]] = [
@@ -75,6 +88,33 @@ BAD_CALLS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["parents", "max_list_items"],
     ),
     ("tasks_record", {"task_id": "t", "status": "success"}, ["started_at", "Field required"]),
+    # A number a column cannot hold, and JSON too deep to read back (NaN and Infinity: the SDK
+    # client sends them as null; tests/e2e/test_e2e_broken_text.py sends them raw).
+    (
+        "tasks_record",
+        {"task_id": "t", "started_at": T0, "status": "success", "usage": {"input_tokens": 2**63}},
+        ["usage.input_tokens", "less than or equal to 9223372036854775807"],
+    ),
+    (
+        "tasks_record",
+        {"task_id": "t", "started_at": T0, "status": "success", "attributes": NESTED_40},
+        ["attributes.a.a", "deeper than 32 levels", "Flatten"],
+    ),
+    ("tasks_log_event", {"event_type": "task_created", "task_id": "t", "data": NESTED_40}, ["data.a"]),
+    (
+        "tasks_record",
+        {"task_id": "t", "started_at": T0, "status": "success", "error": {"type": "E", "message": "m"}},
+        ["error", "successful execution", "status failed"],
+    ),
+    # Cursors with numbers this server never writes: an infinity, a float, one past 64 bits.
+    *(
+        ("tasks_list", {"cursor": forged_cursor(numbers)}, ["cursor", "not a cursor this server issued"])
+        for numbers in ([1e400, 5], [1.5, 5], [10**30, 5])
+    ),
+    ("tasks_last_failed", {"cursor": forged_cursor([10**30, 5])}, ["cursor", "not a cursor"]),
+    ("tasks_failure_patterns", {"cursor": forged_cursor([1e400])}, ["cursor", "not a cursor"]),
+    ("tasks_timeline", {"task_id": "t", "cursor": forged_cursor([1, 10**30, 1])}, ["cursor", "not a cursor"]),
+    ("tasks_side_effects", {"file": "a", "cursor": forged_cursor([10**30, 5])}, ["cursor", "not a cursor"]),
     ("tasks_nonexistent", {}, ["Unknown tool", "offers: tasks_list"]),
 ]
 
