@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from store.errors import InvalidInput
+from store.ids import require_uuid4
 from store.models import ErrorInput, FinalStatus, TaskState
 
 LIFECYCLE_EVENT_TYPES: tuple[str, ...] = (
@@ -92,11 +93,32 @@ def check_event(event_type: str, data: dict[str, Any]) -> None:
         )
     required = _FIELD_REQUIRED.get(event_type)
     if required and not _nonempty_str(data.get(required)):
+        given = data.get(required)
+        problem = "" if given is None else f" (got {type(given).__name__} {given!r}, not a string)"
         raise InvalidInput(
             f"data.{required}",
-            f"a {event_type} event must name its {required.removesuffix('_id')}",
+            f"a {event_type} event must name its {required.removesuffix('_id')}{problem}",
             hint=f'Add "{required}": "<id>" to data.',
         )
+    if event_type in _CLOSES_WITH_STATUS and data.get("status", "success") not in ("success", "partial"):
+        raise InvalidInput(
+            "data.status",
+            f"is {data['status']!r}; a {event_type} event closes its run as success or partial",
+            hint=f'Send "partial" for a run that did part of its work, or omit it; for a failure send '
+            f"{event_type.replace('completed', 'failed')} with data.error.",
+        )
+
+
+_CLOSES_WITH_STATUS = frozenset({"task_completed", "worker_completed"})
+"""Events whose data.status may say partial (close_status)."""
+
+
+def check_references(span_id: str | None, trace_id: str | None) -> None:
+    """An event's span_id and trace_id name an execution and a trace: UUIDv4s, as the store makes
+    them. Anything else would file the event under a trace or span no execution has."""
+    for field, value in (("span_id", span_id), ("trace_id", trace_id)):
+        if value is not None:
+            require_uuid4(field, value)
 
 
 def effect_of(event_type: str) -> Effect:

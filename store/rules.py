@@ -230,7 +230,14 @@ def _trace_and_attempt(req: StartRequest, lineage: Lineage) -> tuple[str, int]:
             )
         _check_finished(lineage.retried)
         return trace_id, lineage.retried.attempt + 1
-    if lineage.parent is not None and req.trace_id is None:
+    if lineage.parent is not None:
+        if req.trace_id is not None and req.trace_id.strip().lower() != lineage.parent.trace_id:
+            raise InvalidInput(
+                "trace_id",
+                f"{req.trace_id} differs from the trace {lineage.parent.trace_id} of its parent "
+                f"({req.parent_span_id})",
+                hint="Omit trace_id when parent_span_id is given: child work runs on its parent's trace.",
+            )
         return lineage.parent.trace_id, 1
     return require_uuid4("trace_id", req.trace_id), 1
 

@@ -31,7 +31,7 @@ from store.analysis import (
 from store.backend import Backend, BackendOptions
 from store.engines import open_backend
 from store.errors import InvalidInput, StoreError, StoreUnavailable
-from store.lifecycle import check_event
+from store.lifecycle import check_event, check_references
 from store.models import (
     EventRequest,
     EventResult,
@@ -133,6 +133,7 @@ class Store:
         """Append a lifecycle event and apply what it does to the task and its executions."""
         check_encodable(req)
         check_event(req.event_type, req.data)
+        check_references(req.span_id, req.trace_id)
         check_data(self._policy, "data", req.data)
         return await self._backend.log_event(req)
 

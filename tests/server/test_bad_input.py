@@ -108,3 +108,15 @@ async def test_a_retry_cannot_start_before_the_attempt_it_retries(connect: Calla
         assert await count_executions(client) == 1
         retry = await ok(client, "tasks_start", task_id="t", retry_of=first["span_id"])
         assert retry["attempt"] == 2
+
+
+async def test_child_work_runs_on_its_parents_trace(connect: Callable[..., Client]) -> None:
+    async with connect() as client:
+        parent = await ok(client, "tasks_start", task_id="t")
+        other_trace = "550e8400-e29b-41d4-a716-446655440000"
+        child = {"task_id": "t", "parent_span_id": parent["span_id"], "trace_id": other_trace}
+        await assert_readable_error(
+            client, "tasks_start", child, ["trace_id", "of its parent", "Omit trace_id"]
+        )
+        same = await ok(client, "tasks_start", task_id="t", parent_span_id=parent["span_id"])
+        assert same["trace_id"] == parent["trace_id"]

@@ -106,6 +106,27 @@ BAD_CALLS: list[tuple[str, dict[str, Any], list[str]]] = [
         {"task_id": "t", "started_at": T0, "status": "success", "error": {"type": "E", "message": "m"}},
         ["error", "successful execution", "status failed"],
     ),
+    # An event filed under a span or trace no execution could have.
+    (
+        "tasks_log_event",
+        {"event_type": "task_blocked", "task_id": "t", "span_id": "nope"},
+        ["span_id", "UUIDv4"],
+    ),
+    (
+        "tasks_log_event",
+        {"event_type": "task_blocked", "task_id": "t", "trace_id": "nope"},
+        ["trace_id", "UUIDv4"],
+    ),
+    (
+        "tasks_log_event",
+        {"event_type": "task_completed", "task_id": "t", "data": {"status": "failed"}},
+        ["data.status", "success or partial", "task_failed"],
+    ),
+    (
+        "tasks_log_event",
+        {"event_type": "worker_spawned", "task_id": "t", "data": {"worker_id": 5}},
+        ["data.worker_id", "int 5, not a string"],
+    ),
     # Cursors with numbers this server never writes: an infinity, a float, one past 64 bits.
     *(
         ("tasks_list", {"cursor": forged_cursor(numbers)}, ["cursor", "not a cursor this server issued"])
