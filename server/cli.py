@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ from pydantic import ValidationError
 
 from config import SETTINGS_SPEC, Settings, SettingsError, SettingSpec, is_loopback_host, load_settings
 from server import cli_admin, cli_history
-from server.budget import decode_offsets
+from server.budget import Shape, decode_offsets
 from server.errors import describe_store_error, describe_validation
 from server.results import (
     ExecutionDocument,
@@ -181,7 +182,7 @@ async def _last_failed(store: Store, args: argparse.Namespace) -> ToolResult:
 
 async def _get(store: Store, args: argparse.Namespace) -> ToolResult:
     detail = await store.get(args.span_id)
-    return ExecutionDocument.of(detail, to_document(detail.execution))
+    return ExecutionDocument.of(detail, to_document(detail.execution), Shape(detail="full"))  # as tasks_get
 
 
 _READERS: dict[str, Callable[[Store, argparse.Namespace], Awaitable[ToolResult]]] = {
@@ -322,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(describe_store_error(args.command, error), 2 if isinstance(error, InvalidInput) else 1)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say. Point stdout at /dev/null so the
+        # interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

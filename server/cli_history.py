@@ -59,7 +59,8 @@ def _export_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--otlp", nargs="?", const="", default=None, metavar="ENDPOINT",
         help="send executions as OpenTelemetry spans over OTLP/HTTP instead "
-        "(default endpoint from OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318)",
+        "(default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, else OTEL_EXPORTER_OTLP_ENDPOINT, else "
+        "http://localhost:4318; a base URL gets /v1/traces)",
     )  # fmt: skip
     parser.add_argument("--fallback", metavar="FILE", help="NDJSON file for spans the endpoint did not take")
     parser.add_argument(

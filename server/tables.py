@@ -102,6 +102,9 @@ def last_failed_view(result: LastFailedResult) -> str:
     return "\n".join(parts)
 
 
+IO_LISTS = ("files_written", "artifact_ids", "tool_calls", "script_runs")
+
+
 def document_view(result: ExecutionDocument) -> str:
     s = result.document["content"]["structured"]
     keys = ("task_id", "task_name", "status", "attempt", "started_at_iso", "ended_at_iso", "duration_ms")
@@ -111,6 +114,21 @@ def document_view(result: ExecutionDocument) -> str:
         lines.append(f"{'error':>15}: {s['error']['type']}: {s['error']['message']}")
         lines.append(f"{'stack_hash':>15}: {s['error']['stack_hash']}")
     lines.append(f"{'id':>15}: {result.document['id']}")
+    io = s.get("io") or {}
+    lines += [f"{name:>15}: {', '.join(io[name])}" for name in IO_LISTS if io.get(name)]
+    usage = {k: v for k, v in (s.get("usage") or {}).items() if v is not None}
+    if usage:
+        lines.append(f"{'usage':>15}: {', '.join(f'{k} {v}' for k, v in usage.items())}")
+    for title, text in (("stack", (s.get("error") or {}).get("stack")), ("result", s.get("result"))):
+        if text:
+            lines += ["", f"{title}:", text]
+    if result.clipped_fields:
+        span = s["span_id"]
+        lines += [
+            "",
+            f"Clipped: {', '.join(sorted(result.clipped_fields))}. The whole record: task-history export "
+            f"(JSONL), or the resource task-history://execution/{span} in an MCP client.",
+        ]
     if result.events:
         lines += ["", events_table(result.events)]
     return "\n".join(lines)

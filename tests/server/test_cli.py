@@ -7,6 +7,8 @@ import asyncio
 import gc
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +209,58 @@ def test_serve_leaves_its_start_up_heap_out_of_garbage_collection_and_collects_l
     assert seen["port"] == 8765 and callable(seen["app"])
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 10_000  # the modules and schemas, at least
     assert seen["thresholds"] == SERVING_GC_THRESHOLDS != (700, 10, 10)
+
+
+def test_get_shows_the_record_in_full_as_tasks_get_does(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = "Traceback (most recent call last):\n" + '  File "job.py", line 7, in run\n' * 400
+    request = RecordRequest(
+        task_id="t", status="failed", started_at=T0, result="partial output " * 200,
+        error=ErrorInput(type="ValueError", message="bad row", stack=stack),
+        io={"files_written": ["out/a.json"]}, usage={"input_tokens": 10, "output_tokens": 5},
+    )  # fmt: skip
+
+    async def record() -> str:
+        async with await open_store(load_settings({"database_url": database_url}, environ={})) as store:
+            return (await store.record(request)).execution.span_id
+
+    span_id = asyncio.run(record())
+    code, out, _ = _run(capsys, "get", span_id, "--db", database_url, "--json")
+    structured = json.loads(out)["document"]["content"]["structured"]
+    assert code == 0 and json.loads(out)["detail"] == "full"
+    assert structured["result"] == request.result  # 3,000 characters: under the full cap, whole
+    _, text, _ = _run(capsys, "get", span_id, "--db", database_url)
+    assert "files_written: out/a.json" in text and "usage: input_tokens 10, output_tokens 5" in text
+    assert "\nstack:\nTraceback (most recent call last):" in text and request.result in text
+    # The stack (14,000 characters) is over the full cap: clipped, and the view says where it all is.
+    assert "Clipped: document.content.structured.error.stack." in text
+    assert f"task-history://execution/{span_id}" in text
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
+    """`task-history list --json | head`: the pipe closes early; no BrokenPipeError traceback."""
+    path = str(tmp_path / "many.db")
+
+    async def fill() -> None:
+        async with await open_store(load_settings({"database_url": path}, environ={})) as store:
+            for n in range(100):  # ~150 KB of JSON, far more than a pipe holds
+                await store.record(RecordRequest(task_id=f"t{n}", status="success", started_at=T0))
+
+    asyncio.run(fill())
+    command = [
+        str(Path(sys.executable).parent / "task-history"),
+        "list",
+        "--db",
+        path,
+        "--limit",
+        "100",
+        "--json",
+    ]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.read(10).startswith(b"{")
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 0, errors
+    assert "Traceback" not in errors and "BrokenPipe" not in errors
