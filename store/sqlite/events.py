@@ -147,6 +147,13 @@ def _open_task(
     if running is not None:
         _point_at(applied, running)
         return  # lifecycle.next_state flags the anomaly
+    ended = _task_run_ending_after(conn, req.task_id, ts) if late else None
+    if ended is not None and task["state"] in lifecycle.TERMINAL_STATES:
+        # The outcome that would close it has closed that run already: a second run from this
+        # start would reuse it and stretch from this (earlier) time to that outcome.
+        _point_at(applied, ended)
+        applied.anomalies.append(f"the run it would open had already ended ({ended.span_id}); no run opened")
+        return
     previous = latest_top_level(conn, req.task_id)
     retried = previous if previous is not None and previous.status == "failed" and not late else None
     start = StartRequest(
@@ -225,6 +232,18 @@ def _open_worker(
     _point_at(applied, stored)
     applied.opened = stored.span_id
     return stored
+
+
+def _task_run_ending_after(conn: Tx, task_id: str, ts: Any) -> Execution | None:
+    """The task's latest finished top-level run, when it ended after `ts` (a late task_started):
+    newest first through ix_exec_task, so a task with many runs costs one step, not a scan."""
+    row = conn.execute(
+        f"SELECT {EXECUTION_SELECT} FROM executions WHERE task_id = ? AND parent_span_id IS NULL "
+        "AND status <> 'running' ORDER BY started_us DESC, seq DESC LIMIT 1",
+        (task_id,),
+    ).fetchone()
+    found = rows.execution_from(row) if row else None
+    return found if found is not None and found.ended_at is not None and found.ended_at >= ts else None
 
 
 def _worker_run_ending_after(conn: Tx, task_id: str, worker_id: str, ts: Any) -> Execution | None:

@@ -155,6 +155,20 @@ async def test_a_new_start_after_an_outcome_begins_a_run_whose_outcome_counts(st
     assert (failed.task.state, failed.task.attempts) == ("failed", 2)
 
 
+async def test_a_late_start_before_a_run_that_already_ended_opens_no_second_run(store: Store) -> None:
+    """Its outcome already closed that run: reusing it would invent a run from this start to then."""
+    started = await log(store, "task_started", 100)
+    await log(store, "task_completed", 110)
+    late = await log(store, "task_started", -10_000)
+    assert late.opened_span_id is None and late.closed_span_id is None
+    assert late.event.anomaly is not None and "no run opened" in late.event.anomaly
+    assert late.event.span_id == started.opened_span_id  # kept in that run's timeline
+    page = await store.list_executions(limit=10)
+    assert page.total == 1 and page.executions[0].duration_ms == 10_000
+    status = await store.task_status("t")
+    assert (status.state, status.attempts) == ("completed", 1)
+
+
 # ---- workers: an outcome before its start ------------------------------------------------
 
 
