@@ -19,17 +19,16 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import Tool as MCPTool
 
 from config import Settings
-from server.errors import check_arguments, to_tool_error, unknown_tool
+from server.errors import WRITE_TOOL_NAMES, check_arguments, to_tool_error, unknown_tool
 from server.listing import compact_tool
 from server.prompts import check_prompt_call, register_prompts
 from server.resources import register_resources
 from server.stdio import serve_stdio
-from server.tools import WRITE_TOOLS, register, tools_for
+from server.tools import register, tools_for
 from store.backend import BackendOptions
 from store.rules import Policy
 from store.store import Store
 
-WRITE_TOOL_NAMES = frozenset(spec.name for spec in WRITE_TOOLS)
 INSTRUCTIONS = """\
 task-history records AI-agent and scheduler task executions and their lifecycle events.
 Record: tasks_start when work begins and tasks_finish(span_id, status) when it ends; tasks_record for a

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -71,12 +72,21 @@ def _default_hint(tool: str, error: StoreError) -> str:
     return "Nothing was written; correct the call and try again."
 
 
+WRITE_TOOL_NAMES = frozenset({"tasks_start", "tasks_finish", "tasks_log_event", "tasks_record"})
+"""The tools that write (server.tools.WRITE_TOOLS; a test keeps the two in step): only their
+errors need to say that nothing was written."""
+
+
+def _nothing_written(tool: str) -> str:
+    return "; nothing was written" if tool in WRITE_TOOL_NAMES else ""
+
+
 def describe_validation(tool: str, error: ValidationError) -> str:
     """One line per bad argument: where, what pydantic said, what we got, how to fix it."""
     problems = error.errors(include_url=False)
     lines = [_describe_problem(problem) for problem in problems]
     noun = "argument is" if len(lines) == 1 else "arguments are"
-    head = f"{tool}: {len(lines)} {noun} invalid; nothing was written."
+    head = f"{tool}: {len(lines)} {noun} invalid{_nothing_written(tool)}."
     tail = f"Fix the argument(s) above and call {tool} again; its input schema gives every type and bound."
     return "\n".join([head, *lines, tail])
 
@@ -94,6 +104,8 @@ def shorten(value: object) -> str:
     """A short, printable, JSON-safe rendering of what a caller sent (it may be megabytes)."""
     if isinstance(value, str) and len(value) > _SHOWN_CHARS:
         return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
+    if isinstance(value, datetime):  # parsed already (a validator after the type's own)
+        return value.isoformat()
     text = repr(value)  # repr escapes lone surrogates and control characters
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
@@ -110,14 +122,14 @@ def check_arguments(tool: str, arguments: Mapping[str, Any], accepted: Iterable[
     unknown = sorted(name for name in arguments if name not in known)
     if unknown:
         raise ToolError(
-            f"{tool}: unknown argument(s) {', '.join(map(repr, unknown))}; nothing was written. "
+            f"{tool}: unknown argument(s) {', '.join(map(repr, unknown))}{_nothing_written(tool)}. "
             f"Accepted arguments: {', '.join(sorted(known))}."
         )
     where = None if _all_text_valid(arguments) else find_invalid_text(arguments)
     if where is not None:
         raise ToolError(
             f"{tool}: {where} is not valid Unicode text (it contains bytes that are not UTF-8, or a lone "
-            "surrogate such as \\ud800); nothing was written. Send the text as valid UTF-8, replacing or "
+            f"surrogate such as \\ud800){_nothing_written(tool)}. Send the text as valid UTF-8, replacing or "
             "dropping the broken character."
         )
 

@@ -9,6 +9,7 @@ from mcp import Client
 
 from config import Settings
 from server.app import build_server
+from server.errors import WRITE_TOOL_NAMES
 from server.tools import READ_TOOLS, WRITE_TOOLS
 
 Connect = Callable[..., Client]
@@ -101,3 +102,8 @@ async def test_output_schemas_type_top_level_fields_and_declare_items_as_objects
     output = (await _tools(connect))["tasks_list"].output_schema
     assert output["properties"]["executions"] == {"type": "array", "items": {"type": "object"}}
     assert output["properties"]["total"]["type"] == "integer" and "$defs" not in output
+
+
+def test_the_errors_know_which_tools_write() -> None:
+    """Only a write tool's error says that nothing was written (server.errors)."""
+    assert {spec.name for spec in WRITE_TOOLS} == WRITE_TOOL_NAMES

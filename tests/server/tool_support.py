@@ -31,6 +31,7 @@ BAD_CALLS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("tasks_list", {"cursor": "garbage!"}, ["cursor", "next_cursor"]),
     ("tasks_list", {"since": "2025-11-04T18:29:12"}, ["since", "timezone", "2025-11-04T18:29:12Z"]),
     ("tasks_list", {"since": "2025-02-30T00:00:00Z"}, ["since", "day value is outside", "ISO 8601"]),
+    ("tasks_list", {"since": "1970-01-01T00:00:00+01:00"}, ["since", "got 1969-12-31T23:00:00+00:00"]),
     ("tasks_list", {"until": "last tuesday"}, ["until", "ISO 8601"]),
     ("tasks_list", {"status": "exploded"}, ["status", "'success'"]),
     ("tasks_list", {"colour": "red"}, ["unknown argument", "colour", "Accepted arguments"]),
