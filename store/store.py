@@ -149,7 +149,9 @@ class Store:
     ) -> ExecutionPage:
         """Executions matching `filters`, newest first, one keyset page at a time."""
         _check_limit(limit, LIST_LIMIT_MAX)
-        return await self._backend.list_executions(filters or ExecutionFilter(), limit, cursor)
+        filters = filters or ExecutionFilter()
+        _check_window(filters.since, filters.until)
+        return await self._backend.list_executions(filters, limit, cursor)
 
     async def trace(self, trace_id: str) -> TraceView:
         """Everything recorded under one trace; an unknown trace is an empty view with found=False."""
@@ -166,6 +168,7 @@ class Store:
     ) -> LastFailed:
         """The most recent failures, plus error patterns over every failure in the window."""
         _check_limit(limit, FAILED_LIMIT_MAX)
+        _check_window(since, until)
         return await self._backend.last_failed(limit, task_id, since, until, unique_errors)
 
     async def failure_page(
@@ -175,6 +178,7 @@ class Store:
         """last_failed with where each failure stands ((started_us, seq)), and from `before` (the
         position of the last failure a page showed) the page after it: tasks_last_failed's cursor."""
         _check_limit(limit, FAILED_LIMIT_MAX)
+        _check_window(since, until)
         return await self._backend.failure_page(limit, task_id, since, until, unique_errors, before)
 
     async def get(self, span_id: str) -> ExecutionDetail:
@@ -283,6 +287,7 @@ class Store:
         _check_limit(limit, PATTERNS_LIMIT_MAX)
         if offset < 0:
             raise InvalidInput("offset", f"is {offset}; it must be 0 or more")
+        _check_window(since, until)
         return await self._backend.failure_patterns(task_id, since, until, limit, offset)
 
     async def stats(
@@ -292,6 +297,7 @@ class Store:
     ) -> TaskStats:  # fmt: skip
         """Run counts, rates, duration percentiles and token totals, overall or per group."""
         _check_limit(limit, STATS_GROUPS_MAX)
+        _check_window(since, until)
         return await self._backend.run_stats(task_id, task_type, since, until, group_by, workers, limit)
 
     async def story(
@@ -319,7 +325,18 @@ class Store:
         _check_limit(limit, EFFECTS_LIMIT_MAX)
         if not value:
             raise InvalidInput(kind, "is empty", hint="Name a file path, a directory ending in /, or a tool.")
+        _check_window(since, until)
         return await self._backend.side_effects(kind, value, since, until, task_id, limit, cursor)
+
+
+def _check_window(since: datetime | None, until: datetime | None) -> None:
+    """A window that ends before it begins is a mistake, not a question with no answer."""
+    if since is not None and until is not None and until < since:
+        raise InvalidInput(
+            "until",
+            f"{until.isoformat()} is before since ({since.isoformat()})",
+            hint="Give since the window's start and until its end (until is exclusive), or swap them.",
+        )
 
 
 def _check_limit(limit: int, maximum: int) -> None:

@@ -34,6 +34,20 @@ BAD_CALLS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("tasks_list", {"since": "1970-01-01T00:00:00+01:00"}, ["since", "got 1969-12-31T23:00:00+00:00"]),
     ("tasks_list", {"until": "last tuesday"}, ["until", "ISO 8601"]),
     ("tasks_list", {"status": "exploded"}, ["status", "'success'"]),
+    *(
+        (
+            tool,
+            {**args, "since": "2025-11-05T00:00:00Z", "until": "2025-11-04T00:00:00Z"},
+            ["until", "before since"],
+        )
+        for tool, args in [
+            ("tasks_list", {}),
+            ("tasks_last_failed", {}),
+            ("tasks_failure_patterns", {}),
+            ("tasks_stats", {}),
+            ("tasks_side_effects", {"file": "a"}),
+        ]
+    ),
     ("tasks_list", {"colour": "red"}, ["unknown argument", "colour", "Accepted arguments"]),
     ("tasks_last_failed", {"limit": 51}, ["limit", "less than or equal to 50"]),
     ("tasks_get", {"span_id": "no-such-span"}, ["no execution", "no-such-span", "tasks_list"]),
