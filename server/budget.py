@@ -340,14 +340,25 @@ class _HeadSizes:
 
 
 def _measure(answer: Sized, excluded: list[str]) -> Fitted:
-    content = answer.model_dump(mode="json", exclude=exclusion(excluded), exclude_none=answer.OMIT_NONE)
+    content = _content(answer, excluded)
     kept = [name for name in answer.clipped_fields if _still_clipped(content, name)]
     if kept != answer.clipped_fields:
         # The items (or the field) that held the clipped text are gone: it is no longer a cut here.
         answer = answer.model_copy(update={"clipped_fields": kept}).settled()
-        content = answer.model_dump(mode="json", exclude=exclusion(excluded), exclude_none=answer.OMIT_NONE)
+        content = _content(answer, excluded)
     text = answer.render()
     return Fitted(answer, content, text, estimate_tokens(content) + estimate_tokens(text), tuple(excluded))
+
+
+def _content(answer: Sized, excluded: list[str]) -> dict[str, Any]:
+    """The structured content. An OMIT_NONE answer leaves null fields out of its items (rows of
+    mostly empty fields), but its own fields are always there, null or not: a client reads
+    `rest` or `next_cursor` of every answer the same way."""
+    content = answer.model_dump(mode="json", exclude=exclusion(excluded), exclude_none=answer.OMIT_NONE)
+    if not answer.OMIT_NONE:
+        return content
+    absent = [name for name in type(answer).model_fields if name not in content and name not in excluded]
+    return {**content, **{name: None for name in absent if getattr(answer, name) is None}}
 
 
 def _still_clipped(content: dict[str, Any], name: str) -> bool:

@@ -207,3 +207,28 @@ async def test_the_prompt_walks_from_last_failed_to_one_tasks_list(connect: Conn
         for tool in ("tasks_last_failed(", "tasks_failure_patterns(", "tasks_by_trace(", "tasks_list(")
     ]
     assert order == sorted(order) and "task_id='nightly_ingest'" in text and "rest" in text
+
+
+async def test_every_read_answer_carries_its_own_fields_even_when_null(
+    connect: Callable[..., Client],
+) -> None:
+    """The newer answers leave null fields out of their rows, never out of the answer itself: a client
+    reads `rest` (and `next_cursor` where the tool pages) of every answer alike."""
+    async with connect() as client:
+        failure = {"type": "KeyError", "message": "user 7 missing"}
+        recorded = await ok(
+            client, "tasks_record", task_id="t", status="failed", started_at=T0, error=failure,
+            io={"files_written": ["out/r.json"]},
+        )  # fmt: skip
+        calls = {
+            "tasks_list": {}, "tasks_by_trace": {"trace_id": recorded["trace_id"]}, "tasks_last_failed": {},
+            "tasks_get": {"span_id": recorded["span_id"]}, "tasks_failure_patterns": {}, "tasks_stats": {},
+            "tasks_timeline": {"task_id": "t"}, "tasks_side_effects": {"file": "out/r.json"},
+        }  # fmt: skip
+        paging = {"tasks_list", "tasks_by_trace", "tasks_last_failed", "tasks_failure_patterns"}
+        paging |= {"tasks_timeline", "tasks_side_effects"}
+        for tool, arguments in calls.items():
+            answer = await ok(client, tool, **arguments)
+            assert "rest" in answer and answer["rest"] is None, (tool, answer.get("rest"))
+            if tool in paging:
+                assert "next_cursor" in answer and answer["next_cursor"] is None, tool
