@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 
 from store.errors import InvalidInput
+from store.models import INT64_MAX
 from store.timeutil import iso_z
 
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -69,12 +70,9 @@ def recorded_idempotency_key(task_id: str, started_at: datetime, retry_of: str |
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-CURSOR_INT_MAX = 2**63 - 1
-
-
 def cursor_int(value: object) -> int:
     """A number a cursor carries, as this server writes them: a JSON integer a 64-bit column
     holds. A float, a bool or a larger number is no cursor of ours (ValueError)."""
-    if type(value) is not int or not -CURSOR_INT_MAX - 1 <= value <= CURSOR_INT_MAX:
+    if type(value) is not int or not -INT64_MAX - 1 <= value <= INT64_MAX:
         raise ValueError(f"not a cursor position: {value!r}")
     return value
