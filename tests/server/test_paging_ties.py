@@ -40,7 +40,7 @@ async def _page_back(client: Client, **arguments: Any) -> tuple[list[str], list[
     while True:
         pages.append(page)
         assert page["returned"] > 0, page
-        if "next_cursor" not in page:
+        if page["next_cursor"] is None:
             break
         assert page["truncated"] and "cursor=next_cursor" in page["rest"]
         page = await ok(client, "tasks_timeline", task_id=TASK, cursor=page["next_cursor"], **arguments)
