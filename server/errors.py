@@ -128,9 +128,9 @@ def check_arguments(tool: str, arguments: Mapping[str, Any], accepted: Iterable[
     where = None if _all_text_valid(arguments) else find_invalid_text(arguments)
     if where is not None:
         raise ToolError(
-            f"{tool}: {where} is not valid Unicode text (it contains bytes that are not UTF-8, or a lone "
-            f"surrogate such as \\ud800){_nothing_written(tool)}. Send the text as valid UTF-8, replacing or "
-            "dropping the broken character."
+            f"{tool}: {_shown(where)} is not valid Unicode text (it contains bytes that are not UTF-8, "
+            f"or a lone surrogate such as \\ud800){_nothing_written(tool)}. Send the text as valid UTF-8, "
+            "replacing or dropping the broken character."
         )
 
 
@@ -143,6 +143,12 @@ def _all_text_valid(arguments: Mapping[str, Any]) -> bool:
     except (UnicodeEncodeError, TypeError, ValueError):
         return False
     return BROKEN not in dumped
+
+
+def _shown(path: str) -> str:
+    """`path` with the broken characters of a broken key shown as U+FFFD: the wire's mark is an
+    internal noncharacter, and a lone surrogate cannot be sent back at all."""
+    return "".join("\ufffd" if ch == BROKEN or "\ud800" <= ch <= "\udfff" else ch for ch in path)
 
 
 def find_invalid_text(value: Any, path: str = "") -> str | None:

@@ -155,6 +155,10 @@ class Store:
 
     async def trace(self, trace_id: str) -> TraceView:
         """Everything recorded under one trace; an unknown trace is an empty view with found=False."""
+        if not trace_id.strip():
+            raise InvalidInput(
+                "trace_id", "is blank", hint="Pass a trace_id from tasks_list or tasks_last_failed."
+            )
         return await self._backend.trace(trace_id.strip().lower())
 
     async def last_failed(

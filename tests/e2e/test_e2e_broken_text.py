@@ -82,6 +82,18 @@ async def test_broken_text_over_http_is_a_tool_error_naming_the_field(
         assert await count_executions(client) == 0
 
 
+@pytest.mark.parametrize("kind", list(BROKEN_TEXT))
+async def test_a_broken_key_is_named_with_a_replacement_character_not_the_wires_mark(
+    http_server: RunningServer, kind: str
+) -> None:
+    arguments = {"task_id": "t", "attributes": {"kBROKEN": 1}}
+    body = tools_call("tasks_start", arguments, era=MODERN, broken=BROKEN_TEXT[kind])
+    response = await _post_call(http_server.mcp_url, MODERN, body)
+    text = _reply(response)["result"]["content"][0]["text"]
+    assert "the key of attributes.kbad\ufffd" in text and "is not valid Unicode text" in text, text
+    assert "\ufdd0" not in text  # server.wire_text's internal mark
+
+
 # JSON numbers Python's parser reads as NaN or an infinity, which JSON text cannot carry back out.
 NON_FINITE = {
     "usage.cost": ({"usage": {"cost": "NUMBER"}}, b"1e400", "finite number"),

@@ -53,6 +53,7 @@ BAD_CALLS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("tasks_get", {"span_id": "no-such-span"}, ["no execution", "no-such-span", "tasks_list"]),
     ("tasks_get", {}, ["span_id", "Field required", "add it"]),
     ("tasks_by_trace", {"trace_id": ""}, ["trace_id", "at least 1 character"]),
+    ("tasks_by_trace", {"trace_id": "   "}, ["trace_id", "is blank", "tasks_list"]),
     ("tasks_start", {}, ["task_id", "Field required"]),
     ("tasks_start", {"task_id": 42}, ["task_id", "string"]),
     ("tasks_start", {"task_id": "t", "trace_id": "not-a-uuid"}, ["trace_id", "UUIDv4"]),
