@@ -21,6 +21,7 @@ from server.results import (
     TraceResult,
     age,
 )
+from store.analysis import IO_FIELDS
 
 _EXECUTION_HEADERS = ("STARTED", "STATUS", "TASK", "TRY", "DURATION", "SPAN_ID", "ERROR")
 _EVENT_HEADERS = ("TIME", "EVENT", "TASK", "ACTOR", "NOTE")
@@ -102,9 +103,6 @@ def last_failed_view(result: LastFailedResult) -> str:
     return "\n".join(parts)
 
 
-IO_LISTS = ("files_written", "artifact_ids", "tool_calls", "script_runs")
-
-
 def document_view(result: ExecutionDocument) -> str:
     s = result.document["content"]["structured"]
     keys = ("task_id", "task_name", "status", "attempt", "started_at_iso", "ended_at_iso", "duration_ms")
@@ -115,7 +113,7 @@ def document_view(result: ExecutionDocument) -> str:
         lines.append(f"{'stack_hash':>15}: {s['error']['stack_hash']}")
     lines.append(f"{'id':>15}: {result.document['id']}")
     io = s.get("io") or {}
-    lines += [f"{name:>15}: {', '.join(io[name])}" for name in IO_LISTS if io.get(name)]
+    lines += [f"{name:>15}: {', '.join(io[name])}" for name in IO_FIELDS.values() if io.get(name)]
     usage = {k: v for k, v in (s.get("usage") or {}).items() if v is not None}
     if usage:
         lines.append(f"{'usage':>15}: {', '.join(f'{k} {v}' for k, v in usage.items())}")

@@ -112,11 +112,12 @@ def _check_json_values(path: str, value: Any, depth: int) -> None:
                 f"nests deeper than {MAX_DATA_DEPTH} levels of objects and lists",
                 hint="Flatten the data (dotted keys, or a JSON string for the deep part).",
             )
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            _check_json_values(
-                f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]", item, depth + 1
-            )
+        if isinstance(value, dict):
+            children = ((f"{path}.{key}", item) for key, item in value.items())
+        else:
+            children = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+        for where, item in children:
+            _check_json_values(where, item, depth + 1)
 
 
 def check_list(policy: Policy, field: str, items: list[Any]) -> None:

@@ -155,11 +155,12 @@ class Store:
 
     async def trace(self, trace_id: str) -> TraceView:
         """Everything recorded under one trace; an unknown trace is an empty view with found=False."""
-        if not trace_id.strip():
+        key = trace_id.strip().lower()
+        if not key:
             raise InvalidInput(
                 "trace_id", "is blank", hint="Pass a trace_id from tasks_list or tasks_last_failed."
             )
-        return await self._backend.trace(trace_id.strip().lower())
+        return await self._backend.trace(key)
 
     async def last_failed(
         self,
