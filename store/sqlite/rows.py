@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,31 +116,53 @@ _DETAIL_FIELDS = frozenset(
     ("retrieval", "parents", "causes", "io", "attributes", "task_config_digest", "provenance_runner")
 )
 
+# Row positions, looked up once: execution_from runs for every row of every read (20 to 100 a
+# list page), and indexing a tuple costs less than zipping it into a dict first.
+_AT = {name: i for i, name in enumerate(EXECUTION_COLUMNS)}
+_COLUMN_VALUES = operator.itemgetter(*(_AT[name] for name in _COLUMN_FIELDS))
+_DETAIL, _STARTED, _ENDED, _SCHEDULED, _CREATED = (
+    _AT[c] for c in ("detail", "started_us", "ended_us", "scheduled_us", "created_us")
+)
+_ERROR_TYPE, _ERROR_MESSAGE, _ERROR_STACK, _STACK_HASH = (
+    _AT[c] for c in ("error_type", "error_message", "error_stack", "stack_hash")
+)
+_INPUT_TOKENS, _OUTPUT_TOKENS, _COST = (_AT[c] for c in ("input_tokens", "output_tokens", "cost"))
+_validate_execution = Execution.__pydantic_validator__.validate_python
+_decode = json.JSONDecoder().decode
+
 
 def execution_from(row: Sequence[Any]) -> Execution:
     # One validation of plain values (nested models as dicts): building each nested model on its
     # own first cost three times as much, and a list page maps 20 to 100 rows.
-    r = dict(zip(EXECUTION_COLUMNS, row, strict=True))
-    fields = {name: r[name] for name in _COLUMN_FIELDS}
-    # Only the keys _detail writes: the model forbids unknown fields, and a row is still read if
-    # some writer ever left another key in its detail.
-    fields.update((k, v) for k, v in json.loads(r["detail"]).items() if k in _DETAIL_FIELDS)
-    fields.update(
-        started_at=from_us(r["started_us"]), ended_at=_maybe_dt(r["ended_us"]),
-        scheduled_at=_maybe_dt(r["scheduled_us"]), created_at=from_us(r["created_us"]), error=_error_from(r),
-        usage={"input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"], "cost": r["cost"]},
-    )  # fmt: skip
-    return Execution.model_validate(fields)
+    if len(row) != len(EXECUTION_COLUMNS):  # a query's leading extra column left on, say
+        raise ValueError(f"an execution row has {len(EXECUTION_COLUMNS)} columns, not {len(row)}")
+    fields = dict(zip(_COLUMN_FIELDS, _COLUMN_VALUES(row), strict=True))
+    detail = _decode(row[_DETAIL])
+    if detail.keys() <= _DETAIL_FIELDS:
+        fields.update(detail)
+    else:  # the model forbids unknown fields, and a row is still read if some writer left another key
+        fields.update((k, v) for k, v in detail.items() if k in _DETAIL_FIELDS)
+    fields["started_at"] = from_us(row[_STARTED])
+    fields["ended_at"] = _maybe_dt(row[_ENDED])
+    fields["scheduled_at"] = _maybe_dt(row[_SCHEDULED])
+    fields["created_at"] = from_us(row[_CREATED])
+    fields["error"] = _error_from(row)
+    fields["usage"] = {
+        "input_tokens": row[_INPUT_TOKENS],
+        "output_tokens": row[_OUTPUT_TOKENS],
+        "cost": row[_COST],
+    }
+    return _validate_execution(fields)  # type: ignore[no-any-return]
 
 
-def _error_from(r: dict[str, Any]) -> dict[str, Any] | None:
-    if r["error_type"] is None:
+def _error_from(row: Sequence[Any]) -> dict[str, Any] | None:
+    if row[_ERROR_TYPE] is None:
         return None
     return {
-        "type": r["error_type"],
-        "message": r["error_message"] or "",
-        "stack": r["error_stack"],
-        "stack_hash": r["stack_hash"] or "",
+        "type": row[_ERROR_TYPE],
+        "message": row[_ERROR_MESSAGE] or "",
+        "stack": row[_ERROR_STACK],
+        "stack_hash": row[_STACK_HASH] or "",
     }
 
 
