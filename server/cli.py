@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from config import SETTINGS_SPEC, Settings, SettingsError, SettingSpec, is_loopback_host, load_settings
 from server import cli_admin, cli_history
 from server.budget import Shape, decode_offsets
-from server.errors import describe_store_error, describe_validation
+from server.cli_errors import store_error_text, validation_text
 from server.results import (
     ExecutionDocument,
     ExecutionList,
@@ -318,9 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         return _fail(f"bad settings: {error}", 2)
     except ValidationError as error:
-        return _fail(describe_validation(args.command, error), 2)
+        return _fail(validation_text(args.command, error, args), 2)
     except StoreError as error:
-        return _fail(describe_store_error(args.command, error), 2 if isinstance(error, InvalidInput) else 1)
+        code = 2 if isinstance(error, InvalidInput) else 1
+        return _fail(store_error_text(args.command, error, args), code)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -14,7 +14,7 @@ else stays a crash on purpose: its text is not for the caller.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -57,10 +57,10 @@ def to_tool_error(tool: str, error: ToolError) -> ToolError:
 
 def describe_store_error(tool: str, error: StoreError) -> str:
     """`error`'s own sentence, then what to do about it."""
-    return f"{tool} failed: {error.message}. {error.hint or _default_hint(tool, error)}"
+    return f"{tool} failed: {error.message}. {error.hint or default_hint(tool, error)}"
 
 
-def _default_hint(tool: str, error: StoreError) -> str:
+def default_hint(tool: str, error: StoreError) -> str:
     if isinstance(error, NotFound):
         return "Check the id; tasks_list and tasks_last_failed show recent span_ids and trace_ids."
     if isinstance(error, InvalidInput):
@@ -83,16 +83,20 @@ def _nothing_written(tool: str) -> str:
 
 def describe_validation(tool: str, error: ValidationError) -> str:
     """One line per bad argument: where, what pydantic said, what we got, how to fix it."""
-    problems = error.errors(include_url=False)
-    lines = [_describe_problem(problem) for problem in problems]
+    lines = validation_lines(error)
     noun = "argument is" if len(lines) == 1 else "arguments are"
     head = f"{tool}: {len(lines)} {noun} invalid{_nothing_written(tool)}."
     tail = f"Fix the argument(s) above and call {tool} again; its input schema gives every type and bound."
     return "\n".join([head, *lines, tail])
 
 
-def _describe_problem(problem: Mapping[str, Any]) -> str:
-    where = ".".join(str(part) for part in problem["loc"]) or "arguments"
+def validation_lines(error: ValidationError, name: Callable[[str], str] = str) -> list[str]:
+    """A line per problem in `error`, each place named by `name` (the CLI names its flags)."""
+    return [_describe_problem(problem, name) for problem in error.errors(include_url=False)]
+
+
+def _describe_problem(problem: Mapping[str, Any], name: Callable[[str], str]) -> str:
+    where = name(".".join(str(part) for part in problem["loc"])) or "arguments"
     text = f"- {where}: {problem['msg']}"
     if problem["type"] != "missing":
         text += f" (got {shorten(problem.get('input'))})"

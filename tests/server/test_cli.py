@@ -148,7 +148,29 @@ def test_serving_a_public_address_needs_a_token() -> None:
 
 def test_a_limit_out_of_range_exits_2(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "list", "--db", db, "--limit", "0")
-    assert code == 2 and "limit" in err and "between 1 and 100" in err
+    assert code == 2 and "between 1 and 100" in err
+    assert "Correct --limit and run task-history list again." in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["list", "--cursor", "garbled"], ["--cursor:", "the cursor printed under the previous page"]),
+        (["list", "--since", "2025-11-04T00:00:00"], ["- --since:", "task-history list --help"]),
+        (["last-failed", "--limit", "99"], ["--limit:", "run task-history last-failed again"]),
+        (["get", "no-such-span"], ["Run task-history list or task-history last-failed"]),
+        (["trace", " "], ["TRACE_ID: is blank", "task-history list"]),
+    ],
+)
+def test_errors_name_the_flags_and_commands_a_terminal_user_types(
+    db: str, capsys: pytest.CaptureFixture[str], argv: list[str], says: list[str]
+) -> None:
+    code, _, err = _run(capsys, *argv, "--db", db)
+    assert code in (1, 2)
+    for words in says:
+        assert words in err, err
+    for mcp_word in ("next_cursor", "input schema", "tasks_list", "tasks_last_failed", "call list"):
+        assert mcp_word not in err, err
 
 
 def test_a_database_that_cannot_be_opened_exits_1_naming_the_path(
