@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -51,6 +52,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from store.errors import InvalidInput
 from store.models import Execution, ExecutionFilter, LifecycleEvent
 from store.store import Store
 from store.timeutil import iso_z, now_utc, to_us
@@ -89,12 +91,28 @@ def _id_bits(value: str) -> int:
 
 def endpoint_of(given: str | None, environ: dict[str, str] | None = None) -> str:
     """The OTLP/HTTP traces URL: the flag's value, else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (as is),
-    else OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318; a base URL gets /v1/traces."""
+    else OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318; a base URL gets /v1/traces. Anything but an
+    http(s) URL is refused before a span is built: a file path once went out as a URL, failed inside
+    the exporter and left the spans in a fallback file."""
     env = os.environ if environ is None else environ
     if not given and env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-    base = (given or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        return _checked_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
+    source = "otlp" if given else "OTEL_EXPORTER_OTLP_ENDPOINT"
+    base = _checked_url(source, given or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT)
+    base = base.rstrip("/")
     return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
+
+
+def _checked_url(source: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return url
+    raise InvalidInput(
+        source,
+        f"{url!r} is not an http:// or https:// URL",
+        hint=f"Give the collector's OTLP/HTTP address, e.g. {DEFAULT_ENDPOINT} "
+        f"(a base URL gets {TRACES_PATH}).",
+    )
 
 
 # ---- building spans --------------------------------------------------------------------------

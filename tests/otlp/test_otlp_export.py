@@ -16,7 +16,7 @@ from otlp_receiver import otlp_receiver
 
 from server.cli import main
 from server.otlp import endpoint_of, export_spans, span_id_of, trace_id_of
-from store import Store
+from store import InvalidInput, Store
 from store.models import ErrorInput, EventRequest, FinishRequest, StartRequest, Usage
 
 T0 = datetime(2025, 11, 4, 18, 29, 12, tzinfo=UTC)
@@ -74,6 +74,41 @@ def test_the_endpoint_comes_from_the_flag_or_the_standard_variables() -> None:
     )
     assert endpoint_of(None, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t/x"}) == "http://t/x"
     assert endpoint_of(None, {}) == "http://localhost:4318/v1/traces"
+
+
+@pytest.mark.parametrize(
+    ("given", "environ", "names"),
+    [
+        ("/tmp/spans.json", {}, "otlp"),
+        ("localhost:4318", {}, "otlp"),
+        (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        (None, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://c/x"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+    ],
+)
+def test_an_endpoint_that_is_no_http_url_is_refused_naming_where_it_came_from(
+    given: str | None, environ: dict[str, str], names: str
+) -> None:
+    with pytest.raises(InvalidInput, match="is not an http:// or https:// URL") as caught:
+        endpoint_of(given, environ)
+    assert caught.value.field == names
+
+
+def test_the_cli_refuses_a_file_path_for_otlp_before_sending_or_writing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "h.db"
+
+    async def seed() -> None:
+        async with await Store.open(str(db)) as store:
+            await fill(store)
+
+    asyncio.run(seed())
+    monkeypatch.chdir(tmp_path)
+    code = main(["export", "--otlp", str(tmp_path / "spans.json"), "--db", str(db)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--otlp:" in err and "is not an http:// or https:// URL" in err
+    assert not list(tmp_path.glob("task-history-otlp-*")), "no fallback file: nothing was tried"
+    assert not (tmp_path / "spans.json").exists()
 
 
 async def test_the_receiver_gets_spans_with_parentage_links_status_attributes_and_events(
