@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         _read_flags(commands.choices[name])
     cli_history.add_commands(commands, common)
     cli_admin.add_commands(commands, common)
+    for command in commands.choices.values():
+        command.set_defaults(command_parser=command)  # for complaints in the command's own usage
     return parser
 
 
@@ -312,7 +314,10 @@ def _missing_database(settings: Settings) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        # Left to the top-level parser, an unknown flag of `list` printed the usage of every command.
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return run(args)
     except SettingsError as error:

@@ -286,3 +286,12 @@ def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
         errors = process.stderr.read().decode()
         assert process.wait(timeout=60) == 0, errors
     assert "Traceback" not in errors and "BrokenPipe" not in errors
+
+
+def test_an_unknown_flag_is_refused_in_the_commands_own_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["list", "--no-such-flag", "x"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "task-history list: error: unrecognized arguments: --no-such-flag x" in err
+    assert "usage: task-history list" in err and "COMMAND ..." not in err
