@@ -67,7 +67,8 @@ def _flag_names(spec: SettingSpec) -> list[str]:
 
 
 def _flag_options(spec: SettingSpec) -> dict[str, Any]:
-    text = f"{spec.description} [{spec.env_var}; default {spec.default!r}]"
+    shown = "none" if spec.default == "" else repr(spec.default)  # as README's settings table says
+    text = f"{spec.description} [{spec.env_var}; default {shown}]"
     if spec.type_name == "bool":
         return {"action": argparse.BooleanOptionalAction, "help": text}
     if spec.choices:

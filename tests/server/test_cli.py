@@ -136,6 +136,8 @@ def test_every_setting_has_a_cli_flag_in_the_help(capsys: pytest.CaptureFixture[
     help_text = capsys.readouterr().out
     for flag in [spec.cli_flag for spec in SETTINGS_SPEC] + ["--db", "--config"]:
         assert flag in help_text, flag
+    flat = " ".join(help_text.split())
+    assert "[TASK_HISTORY_TOKEN; default none]" in flat and "default ''" not in flat  # as README says
 
 
 def test_serving_a_public_address_needs_a_token() -> None:
