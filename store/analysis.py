@@ -259,6 +259,7 @@ class Step(_View):
     seq: int | None = Field(None, description="the row's store sequence number (orders ties)")
 
 
+_ONE_MS = timedelta(milliseconds=1)
 _NOTE_KEYS = ("worker_id", "handoff_id", "to_master", "assigned_to", "progress", "status", "reason", "result")
 
 
@@ -288,7 +289,8 @@ def timeline_steps(story: Story) -> list[Step]:
     for _, item, seq in ordered:
         is_event = isinstance(item, LifecycleEvent)
         at = item.ts if is_event else item.started_at
-        gap = None if previous is None else int((at - previous).total_seconds() * 1000)
+        # Whole milliseconds in integers: total_seconds() * 1000 came out 1 ms short for 1,001 ms.
+        gap = None if previous is None else (at - previous) // _ONE_MS
         steps.append(_event_step(item, seq, gap) if is_event else _run_step(item, seq, gap))
         previous = at
     return steps

@@ -216,6 +216,15 @@ async def test_a_story_merges_runs_and_events_in_time_order_with_gaps(store: Sto
     assert (await store.story(task_id="t", until=at)).events_total == 1
 
 
+@pytest.mark.parametrize("gap_ms", [1, 1_001, 1_003, 86_400_001])
+async def test_a_gap_is_the_exact_whole_milliseconds_between_steps(store: Store, gap_ms: int) -> None:
+    first = T0 + timedelta(milliseconds=1)
+    for ts in (first, first + timedelta(milliseconds=gap_ms)):
+        await store.log_event(EventRequest(event_type="task_created", task_id="gaps", ts=ts))
+    steps = timeline_steps(await store.story(task_id="gaps"))
+    assert [s.gap_ms for s in steps] == [None, gap_ms]  # float seconds * 1000 gave 1,000 for 1,001
+
+
 async def test_a_story_needs_exactly_one_of_task_and_trace(store: Store) -> None:
     for bad in ({}, {"task_id": "t", "trace_id": "x"}):
         with pytest.raises(InvalidInput):
