@@ -145,6 +145,19 @@ def top_level_walk(since_us: int | None, until_us: int | None) -> Query:
 _GROUP_KEYS = {"task_id": "task_id", "task_type": "task_type || ''", "actor": "actor || ''"}
 
 
+def in_group(scope: Query, group_by: str | None, key: Any) -> Query:
+    """`scope` narrowed to one group of `group_by` (as stats_counts keys it). Every group's, not only
+    task_id's: one task's runs grouped by actor once took each actor's percentiles from all the task's
+    runs. A NULL key is its own group (runs with no actor), matched by IS NULL on both engines."""
+    where, params = scope
+    if group_by is None:
+        return where, params
+    column = _GROUP_KEYS[group_by]
+    if key is None:
+        return f"{where} AND {column} IS NULL", params
+    return f"{where} AND {column} = ?", [*params, key]
+
+
 def stats_counts(scope: Query, group_by: str | None) -> Query:
     """Runs by (group,) status and attempt, with measured durations and token sums."""
     where, params = scope

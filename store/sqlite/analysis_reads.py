@@ -353,9 +353,7 @@ def _tally(found: list[Any], *, grouped: bool) -> dict[Any, _Tally]:
 def _indexed_percentiles(
     scope: aq.Query, group_by: str | None, key: Any, tally: _Tally
 ) -> ReadPlan[dict[int, int]]:
-    where, params = scope
-    if group_by == "task_id":
-        where, params = f"{where} AND task_id = ?", [*params, key]
+    where, params = aq.in_group(scope, group_by, key)
     found: dict[int, int] = {}
     for p in PERCENTILES if tally.measured else ():
         rank = percentile_rank(tally.measured, p)

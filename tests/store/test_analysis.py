@@ -175,6 +175,23 @@ async def test_percentiles_match_a_hand_computed_nearest_rank(store: Store, runs
         assert d.measured == runs and [d.p50_ms, d.p95_ms, d.p99_ms] == want
 
 
+@pytest.mark.parametrize("group_by", ["actor", "task_type"])
+async def test_one_tasks_groups_each_have_their_own_percentiles(store: Store, group_by: str) -> None:
+    runs = {"a": (0.1, 0.2), "b": (10, 20, 30), None: (5,)}  # seconds, by actor (and task_type)
+    minute = 0
+    for key, durations in runs.items():
+        for seconds in durations:
+            await record(store, "job", minute, seconds=seconds, **{group_by: key})
+            minute += 1
+    await record(store, "other-task", 99, seconds=500, **{group_by: "b"})  # another task's run
+    grouped = {g.key: g.durations for g in (await store.stats(task_id="job", group_by=group_by)).groups}
+    for key, durations in runs.items():
+        ordered = sorted(int(s * 1000) for s in durations)
+        want = [ordered[percentile_rank(len(ordered), p)] for p in (50, 95, 99)]
+        got = grouped[key]
+        assert got.measured == len(ordered) and [got.p50_ms, got.p95_ms, got.p99_ms] == want, key
+
+
 async def test_stats_group_by_task_most_runs_first_and_workers_apart(store: Store) -> None:
     for minute in range(3):
         await record(store, "busy", minute, actor="a")
