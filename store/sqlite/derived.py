@@ -63,12 +63,21 @@ INDEXES = (
     " worker_id, task_type, actor, input_tokens, output_tokens, cost)",
 )
 
-# The start of the first later top-level attempt of the trace that succeeded. `status || ''`
-# keeps SQLite's planner on ix_exec_trace: without statistics it would rather walk
-# ix_exec_status_attempt through every success in the database.
+# The start of the first later top-level attempt of the trace that succeeded: a higher attempt,
+# even one that started in the same microsecond (an import gives every attempt one started_at).
+# `status || ''` keeps SQLite's planner on ix_exec_trace (trace_id, attempt, started_us): without
+# statistics it would rather walk ix_exec_status_attempt through every success in the database.
 _LATER_SUCCESS = (
-    "SELECT MIN(r.started_us) FROM executions AS r WHERE r.trace_id = {trace} AND r.attempt > 1 "
-    "AND r.status || '' = 'success' AND r.worker_id IS NULL AND r.started_us > {started}"
+    "SELECT MIN(r.started_us) FROM executions AS r WHERE r.trace_id = {trace} AND r.attempt > {attempt} "
+    "AND r.status || '' = 'success' AND r.worker_id IS NULL AND r.started_us >= {started}"
+)
+_ATTEMPT_OF_FAILURE = "(SELECT a.attempt FROM executions AS a WHERE a.seq = failures.exec_seq)"
+_SET_FIXED = (
+    "UPDATE failures SET fixed_us = ("
+    + _LATER_SUCCESS.format(
+        trace="failures.trace_id", attempt=_ATTEMPT_OF_FAILURE, started="failures.started_us"
+    )
+    + ")"
 )
 
 # ---- migration 0005 ------------------------------------------------------------------------
@@ -90,10 +99,12 @@ BACKFILL = (
     "SELECT seq, th_fingerprint(error_type, error_message, stack_hash), error_type, "
     "th_normalize(error_message), task_id, actor, trace_id, started_us "
     "FROM executions WHERE status = 'failed' AND error_type IS NOT NULL",
-    "UPDATE failures SET fixed_us = ("
-    + _LATER_SUCCESS.format(trace="failures.trace_id", started="failures.started_us")
-    + ")",
+    _SET_FIXED,
 )
+
+REFIX = (_SET_FIXED,)
+"""Migration 0010: fixed_us again for every failure, by attempt (before, a retry that succeeded in
+the same microsecond as the failure did not count as its fix)."""
 
 
 def sqlite_statements() -> tuple[str, ...]:
@@ -142,14 +153,14 @@ _INSERT_EFFECT = (
     "INSERT INTO side_effects (exec_seq, kind, value, started_us) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (exec_seq, kind, value) DO NOTHING"
 )
+_LATER_SUCCESS_OF_NEW = _LATER_SUCCESS.format(trace="?", attempt="?", started="?")
 _INSERT_FAILURE = (
     "INSERT INTO failures (exec_seq, fingerprint, error_type, message, task_id, actor, trace_id, started_us, "
-    f"fixed_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ({_LATER_SUCCESS.format(trace='?', started='?')})) "
-    "ON CONFLICT (exec_seq) DO NOTHING"
+    f"fixed_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ({_LATER_SUCCESS_OF_NEW})) ON CONFLICT (exec_seq) DO NOTHING"
 )
 _MARK_FIXED = (
-    "UPDATE failures SET fixed_us = ? WHERE trace_id = ? AND started_us < ? "
-    "AND (fixed_us IS NULL OR fixed_us > ?)"
+    "UPDATE failures SET fixed_us = ? WHERE trace_id = ? AND started_us <= ? "
+    f"AND {_ATTEMPT_OF_FAILURE} < ? AND (fixed_us IS NULL OR fixed_us > ?)"
 )
 
 
@@ -181,8 +192,9 @@ def index_execution(tx: Tx, e: Execution, seq: int | None = None) -> None:
                 e.trace_id,
                 started_us,
                 e.trace_id,
+                e.attempt,
                 started_us,
             ),
         )
     if fixes:
-        tx.execute(_MARK_FIXED, (started_us, e.trace_id, started_us, started_us))
+        tx.execute(_MARK_FIXED, (started_us, e.trace_id, started_us, e.attempt, started_us))

@@ -254,6 +254,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX ix_failures_fingerprint_task ON failures (fingerprint, task_id)",
         "CREATE INDEX ix_failures_fingerprint_actor ON failures (fingerprint, actor)",
     )),
+    # fixed_by_retry counts a failure as fixed by any higher attempt of its trace that succeeded;
+    # before, the success had to start strictly later, so a retry recorded in the same microsecond
+    # (every attempt of an imported task breakdown) fixed nothing. Recomputed for every failure.
+    Migration("0010_fixed_by_later_attempt", derived.REFIX),
 )  # fmt: skip
 
 _LEDGER = "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_us INTEGER NOT NULL)"

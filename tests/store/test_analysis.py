@@ -4,6 +4,7 @@ and, when configured, PostgreSQL (the `store` fixture)."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,32 @@ async def test_a_failure_fixed_by_a_later_retry_is_counted_either_way_round(stor
     retried = await record(store, "late", 3, **failed())
     await record(store, "late", 5, retry_of=retried.span_id)
     assert (await store.failure_patterns(task_id="late")).groups[0].fixed_by_retry == 1
+
+
+async def test_a_retry_that_succeeded_in_the_same_microsecond_fixed_the_failure(store: Store) -> None:
+    # A task breakdown import starts every attempt at one started_at; only the attempt orders them.
+    first = await record(store, "same-instant", 0, **failed())
+    await record(store, "same-instant", 0, retry_of=first.span_id)
+    [group] = (await store.failure_patterns(task_id="same-instant")).groups
+    assert group.fixed_by_retry == 1 and group.example.fixed_by_retry
+    # The retried failure itself fixes nothing: a failure and a later failure of the same instant.
+    second = await record(store, "still-broken", 0, **failed())
+    await record(store, "still-broken", 0, retry_of=second.span_id, **failed())
+    [group] = (await store.failure_patterns(task_id="still-broken")).groups
+    assert (group.count, group.fixed_by_retry) == (2, 0)
+
+
+async def test_migration_0010_recomputes_the_fixes_an_older_rule_missed(tmp_path: Path) -> None:
+    path = tmp_path / "old-rule.db"
+    async with await Store.open(str(path)) as store:
+        first = await record(store, "same-instant", 0, **failed())
+        await record(store, "same-instant", 0, retry_of=first.span_id)
+    with sqlite3.connect(path) as conn:  # what the rule before 0010 had left: no fix, no ledger row
+        conn.execute("UPDATE failures SET fixed_us = NULL")
+        conn.execute("DELETE FROM schema_migrations WHERE name = '0010_fixed_by_later_attempt'")
+    async with await Store.open(str(path)) as store:
+        [group] = (await store.failure_patterns()).groups
+        assert group.fixed_by_retry == 1
 
 
 async def test_patterns_page_with_an_offset_and_filter_by_task(store: Store) -> None:
