@@ -129,7 +129,9 @@ GroupBy = Annotated[
     Literal["task_id", "task_type", "actor"] | None,
     Field(description="one row per task_id, task_type or actor"),
 ]
-Workers = Annotated[bool, Field(description="true: worker child executions instead of the tasks' own runs")]
+Workers = Annotated[
+    bool, Field(description="true: child runs (workers, parent_span_id work) instead of the tasks' own runs")
+]
 GroupsLimit = Annotated[int, Field(ge=1, le=STATS_GROUPS_MAX, description="how many groups, most runs first")]
 TimelineTask = Annotated[Identifier | None, Field(description="the task (give this or trace_id)")]
 TimelineTrace = Annotated[str | None, Field(max_length=100, description="the trace (give this or task_id)")]

@@ -135,7 +135,7 @@ async def tasks_stats(
         workers=workers,
         limit=limit,
     )
-    runs = "worker runs" if workers else "task runs (workers excluded)"
+    runs = "child runs (workers and other child work)" if workers else "task runs (child runs excluded)"
     scope = ", ".join(
         filter(None, [_described(task_id=task_id, task_type=task_type, since=since, until=until), runs])
     )

@@ -114,6 +114,12 @@ def group_example(window: Query, fingerprint: str) -> Query:
 # ---- run statistics ----------------------------------------------------------------------
 
 
+TOP_LEVEL_RUN = "(worker_id IS NULL AND parent_span_id IS NULL)"
+"""A task's own run: not a worker's (worker events open those) and not child work started under
+another execution (tasks_start with parent_span_id). Statistics count the two apart; both columns
+are in ix_exec_task_duration and ix_exec_top_duration (migration 0011), so no row is looked up."""
+
+
 def stats_filter(
     task_id: str | None, task_type: str | None, since_us: int | None, until_us: int | None, workers: bool
 ) -> Query:
@@ -125,7 +131,7 @@ def stats_filter(
             ("started_us < ?", until_us),
         ]
     )
-    return f"{where} AND worker_id IS {'NOT ' if workers else ''}NULL", params
+    return f"{where} AND {'NOT ' if workers else ''}{TOP_LEVEL_RUN}", params
 
 
 def top_level_walk(since_us: int | None, until_us: int | None) -> Query:
@@ -135,7 +141,7 @@ def top_level_walk(since_us: int | None, until_us: int | None) -> Query:
     duration order filters the window inside the index instead, which never costs more than
     walking half of it. Use it when the window holds many runs (a few are cheaper to sort)."""
     where, params = _where([("started_us + 0 >= ?", since_us), ("started_us + 0 < ?", until_us)])
-    return f"{where} AND worker_id IS NULL", params
+    return f"{where} AND {TOP_LEVEL_RUN}", params
 
 
 # Grouping by expressions rather than columns keeps SQLite from walking an index that orders

@@ -258,6 +258,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     # before, the success had to start strictly later, so a retry recorded in the same microsecond
     # (every attempt of an imported task breakdown) fixed nothing. Recomputed for every failure.
     Migration("0010_fixed_by_later_attempt", derived.REFIX),
+    # tasks_stats counts child work (parent_span_id, from tasks_start) apart from the task's own runs,
+    # as it did worker runs: a task's sub-steps had inflated its run count and skewed its success
+    # rate. The two statistics indexes gain parent_span_id so the new test stays inside them.
+    Migration("0011_child_runs_apart", (
+        "DROP INDEX ix_exec_task_duration",
+        "CREATE INDEX ix_exec_task_duration ON executions (task_id, duration_ms, started_us, status, attempt,"
+        " worker_id, parent_span_id, task_type, actor, input_tokens, output_tokens, cost)",
+        "DROP INDEX ix_exec_top_duration",
+        "CREATE INDEX ix_exec_top_duration ON executions (duration_ms, started_us, worker_id, parent_span_id)"
+        " WHERE worker_id IS NULL AND parent_span_id IS NULL AND duration_ms IS NOT NULL",
+    )),
 )  # fmt: skip
 
 _LEDGER = "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_us INTEGER NOT NULL)"

@@ -240,6 +240,18 @@ async def test_worker_runs_are_counted_apart_from_the_tasks_own(store: Store) ->
     assert (await store.stats(task_id="t", workers=True)).groups[0].success == 1
 
 
+async def test_child_work_started_under_a_run_is_counted_apart_as_workers_are(store: Store) -> None:
+    parent = await record(store, "t", 0, seconds=60, **failed())
+    await record(store, "t", 0.5, seconds=10, parent_span_id=parent.span_id)  # a sub-step, no worker_id
+    [own] = (await store.stats(task_id="t")).groups
+    assert (own.runs, own.success, own.failed, own.success_rate) == (1, 0, 1, 0.0)
+    assert own.durations.p50_ms == 60_000
+    [children] = (await store.stats(task_id="t", workers=True)).groups
+    assert (children.runs, children.success, children.durations.p50_ms) == (1, 1, 10_000)
+    [everything] = (await store.stats()).groups  # the all-tasks walk of ix_exec_top_duration too
+    assert everything.runs == 1 and everything.durations.p99_ms == 60_000
+
+
 # ---- timeline ----------------------------------------------------------------------------
 
 
