@@ -11,7 +11,7 @@ for and what fits `max_tokens` (server.budget), and says what it left out.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import Field, PrivateAttr
 
@@ -367,6 +367,16 @@ class ExecutionList(Sized):
 # ---- tasks_by_trace ----------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
+def _up_to(items: list[T], seqs: list[int], bound: int) -> list[T]:
+    """`items` whose row number is at most `bound` (all of them when the view carries no seqs)."""
+    if not seqs:
+        return items
+    return [item for item, seq in zip(items, seqs, strict=True) if seq <= bound]
+
+
 class TraceResult(Sized):
     trace_id: str
     found: bool = Field(description="false when nothing is recorded under this trace_id")
@@ -386,34 +396,57 @@ class TraceResult(Sized):
         *item_paths("events.*", EventSummary.DROPS[1:]),
     )
     TRIM = ("events", "executions")
-    # A factory, not default=(0, 0): pydantic deep-copies a tuple default for every answer it builds.
+    # Factories, not tuple defaults: pydantic deep-copies a tuple default for every answer it builds.
     _start: tuple[int, int] = PrivateAttr(default_factory=lambda: (0, 0))
+    _bound: tuple[int, int] = PrivateAttr(default_factory=lambda: (0, 0))  # the first page's last seqs
+    _newer: int = PrivateAttr(default=0)  # recorded after the first page, left out of its pages
 
     @classmethod
     def of(cls, view: TraceView, shape: Shape = STANDARD, cursor: str | None = None) -> Self:
-        start = decode_offsets(cursor, view.trace_id, 2) if cursor else (0, 0)
-        if start[0] > len(view.executions) or start[1] > len(view.events):
+        """The answer from the start, or from where `cursor` (a page's next_cursor) left off. A cursor
+        holds offsets into the trace as its first page saw it (items up to that page's last seqs),
+        so what is recorded meanwhile, which may sort in anywhere, shifts nothing."""
+        if cursor:
+            *start, run_bound, event_bound = decode_offsets(cursor, view.trace_id, 4)
+        else:
+            start = [0, 0]
+            run_bound, event_bound = max(view.execution_seqs, default=0), max(view.event_seqs, default=0)
+        all_runs = _up_to(view.executions, view.execution_seqs, run_bound)
+        all_events = _up_to(view.events, view.event_seqs, event_bound)
+        if start[0] > len(all_runs) or start[1] > len(all_events):
             raise InvalidInput(
                 "cursor",
                 f"points past the end of trace {view.trace_id}, which no cursor of its answers does",
                 hint="Pass next_cursor from the previous answer unchanged, or omit cursor.",
             )
-        runs, events = view.executions[start[0] :], view.events[start[1] :]
+        runs, events = all_runs[start[0] :], all_events[start[1] :]
         answer = cls(
             **view.model_dump(include={"trace_id", "found", "retry_count", "final_status"}),
             executions=[ExecutionRow.of(e, shape) for e in runs],
             events=[EventSummary.of(ev, shape) for ev in events],
             returned=len(runs) + len(events),
-            total=len(view.executions) + len(view.events),
+            total=len(all_runs) + len(all_events),
             detail=shape.detail,
         )
-        answer._start = start
-        return answer.settled(shape.clipped)
+        answer._start, answer._bound = (start[0], start[1]), (run_bound, event_bound)
+        answer._newer = len(view.executions) + len(view.events) - answer.total
+        settled = answer.settled(shape.clipped)
+        if settled.truncated or not settled._newer:
+            return settled
+        return settled.model_copy(update={"rest": settled._newer_hint()})  # all shown, but of the old view
+
+    def _newer_hint(self) -> str | None:
+        if not self._newer:
+            return None
+        return (
+            f"{plural(self._newer, 'item')} recorded under the trace since its first page "
+            "are left out of these pages: call tasks_by_trace without cursor to see them."
+        )
 
     def trimmed(self, name: str, keep: int) -> Self:
         cut = super().trimmed(name, keep)
         position = (self._start[0] + len(cut.executions), self._start[1] + len(cut.events))
-        next_cursor = encode_offsets(self.trace_id, *position)
+        next_cursor = encode_offsets(self.trace_id, *position, *self._bound)
         return cut.model_copy(
             update={"returned": len(cut.executions) + len(cut.events), "next_cursor": next_cursor}
         )
@@ -422,6 +455,8 @@ class TraceResult(Sized):
         hints = []
         if self.omitted:
             hints.append("The rest of the trace: call tasks_by_trace again with cursor=next_cursor.")
+        if newer := self._newer_hint():
+            hints.append(newer)
         if self.dropped_fields or self.clipped_fields:
             hints.append(f"One execution in full: tasks_get(span_id) or {EXECUTION_URI}.")
         hints.append(

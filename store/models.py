@@ -279,6 +279,10 @@ class TraceView(_Model):
     events: list[LifecycleEvent]
     retry_count: int
     final_status: ExecutionStatus | None = None
+    # Each item's row number, in storage order: a paging cursor bounds its later pages by them, so
+    # what is recorded meanwhile (an out-of-order event sorts in anywhere) cannot shift a page.
+    execution_seqs: list[int] = Field(default_factory=list, exclude=True)
+    event_seqs: list[int] = Field(default_factory=list, exclude=True)
 
 
 class ErrorPattern(_Model):

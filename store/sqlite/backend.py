@@ -190,13 +190,15 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
 
 
 def _trace(trace_id: str) -> ReadPlan[TraceView]:
-    executions = [rows.execution_from(r) for r in (yield q.trace_executions(trace_id))]
-    events = [rows.event_from(r) for r in (yield q.trace_events(trace_id))]
+    run_rows, event_rows = (yield q.trace_executions(trace_id)), (yield q.trace_events(trace_id))
+    executions = [rows.execution_from(r[1:]) for r in run_rows]
+    events = [rows.event_from(r[1:]) for r in event_rows]
     top = [e for e in executions if e.parent_span_id is None] or executions
     return TraceView(
         trace_id=trace_id, found=bool(executions or events), executions=executions, events=events,
         retry_count=sum(1 for e in executions if e.retry_of is not None),
         final_status=max(top, key=lambda e: (e.attempt, e.started_at)).status if top else None,
+        execution_seqs=[int(r[0]) for r in run_rows], event_seqs=[int(r[0]) for r in event_rows],
     )  # fmt: skip
 
 

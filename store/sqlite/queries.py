@@ -123,12 +123,16 @@ def counted_page(f: ExecutionFilter, limit: int, cursor: Cursor | None) -> Query
 
 
 def trace_executions(trace_id: str) -> Query:
-    sql = f"SELECT {EXECUTION_SELECT} FROM executions WHERE trace_id = ? ORDER BY attempt, started_us, seq"
+    """The trace's executions, each after its seq."""
+    sql = (
+        f"SELECT seq, {EXECUTION_SELECT} FROM executions WHERE trace_id = ? ORDER BY attempt, started_us, seq"
+    )
     return sql, [trace_id]
 
 
 def trace_events(trace_id: str) -> Query:
-    return f"SELECT {EVENT_SELECT} FROM events WHERE trace_id = ? ORDER BY ts_us, seq", [trace_id]
+    """The trace's events, each after its seq."""
+    return f"SELECT seq, {EVENT_SELECT} FROM events WHERE trace_id = ? ORDER BY ts_us, seq", [trace_id]
 
 
 def span_events(span_id: str) -> Query:
