@@ -10,6 +10,7 @@ target is reported as a conflict, never dropped silently."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -118,6 +119,10 @@ def _copy_execution(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
         _update(tx, "executions", row, "status = 'running'")
         report.updated += 1
         _index(tx, row)
+    elif row["status"] not in ("running", found[1]):
+        report.conflicts.append(
+            f"execution {row['span_id']} finished as {found[1]} in the target, as {row['status']} here"
+        )
     else:
         report.skipped += 1
 
@@ -128,11 +133,33 @@ def _index(tx: Tx, row: dict[str, Any]) -> None:
 
 
 def _copy_event(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
-    # Events are append-only and event_id is their only unique key: a collision is this event.
+    # Events are append-only and event_id is their only unique key: a collision is this event, or a
+    # different one that took its id in the target, which is a conflict, never a silent skip.
     if _insert(tx, "events", row) is None:
         report.copied += 1
+        return
+    stored = tx.execute(
+        "SELECT event_type, task_id, ts_us, data FROM events WHERE event_id = ?", (row["event_id"],)
+    ).fetchone()
+    if stored is not None and not same_event(stored, row):
+        report.conflicts.append(
+            f"event {row['event_id']} is a {stored[0]} of task {stored[1]} in the target, "
+            f"not this {row['event_type']} of task {row['task_id']}"
+        )
     else:
         report.skipped += 1
+
+
+def same_event(stored: Row, row: dict[str, Any]) -> bool:
+    """Whether a stored (event_type, task_id, ts_us, data) row is the event `row` describes."""
+    event_type, task_id, ts_us, data = stored
+    return (event_type, task_id, int(ts_us)) == (row["event_type"], row["task_id"], int(row["ts_us"])) and (
+        _json(data) == _json(row["data"])
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _copy_task(tx: Tx, row: dict[str, Any], report: TableReport) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from store import lifecycle, rules
-from store.errors import StoreError
+from store.errors import Conflict, StoreError
 from store.importers.items import Item, Problem
 from store.importers.sources import Format, files_of, read_all, total_bytes
 from store.models import EventRequest, Execution, ExecutionFilter, FinishRequest, LifecycleEvent
@@ -193,6 +193,7 @@ class _Writer:
         if not stored.duplicate:
             return "created"
         twin = stored.execution
+        _require_the_same_run(twin, e)
         if twin.span_id == e.span_id and twin.status == "running" and e.status != "running":
             # Imported while it ran (a breakdown's in_progress task); the file now has its outcome.
             error = e.error.model_dump(include={"type", "message", "stack"}) if e.error else None
@@ -209,6 +210,26 @@ class _Writer:
             )
             return "updated"
         return "duplicate"
+
+
+def _require_the_same_run(twin: Execution, e: Execution) -> None:
+    """The stored execution the store matched `e` to must be `e` itself (by span_id), with no other
+    outcome: an idempotency key that names another run, or another finish, would otherwise count as
+    "already present" while the file's record is dropped."""
+    if twin.span_id != e.span_id:
+        raise Conflict(
+            "idempotency_key",
+            f"{e.idempotency_key!r} already names execution {twin.span_id} of task {twin.task_id} in this "
+            f"store; execution {e.span_id} was not imported",
+            hint="Import into a store without that key, or export the other run's history too.",
+        )
+    if "running" not in (twin.status, e.status) and twin.status != e.status:
+        raise Conflict(
+            "status",
+            f"execution {e.span_id} is stored as {twin.status}, the file says {e.status}; the stored "
+            "record stands",
+            hint="An execution finishes once: drop one of the two records before importing.",
+        )
 
 
 @dataclass

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from store.dbapi import Tx
+from store.errors import Conflict
 from store.models import Execution, LifecycleEvent, TaskNote
 from store.records import IdKind, ImportOutcome, Page, PruneBatch, PruneCounts, Retention, StoredTask
 from store.sqlite import rows
@@ -114,13 +115,33 @@ def tasks_scan(after: str, limit: int, since: datetime | None, until: datetime |
 
 
 def import_event_job(event: LifecycleEvent) -> Job[bool]:
-    """Insert the event row as given (no effects re-applied); False when its event_id is taken."""
+    """Insert the event row as given (no effects re-applied); False when this event is already
+    stored, a Conflict when a different event holds its event_id (it would be lost without a word)."""
     sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_marks(len(EVENT_COLUMNS))})"
 
     def run(tx: Tx) -> bool:
-        return tx.try_insert(sql, rows.event_row(event)) is None
+        if tx.try_insert(sql, rows.event_row(event)) is None:
+            return True
+        found = tx.execute(
+            f"SELECT {EVENT_SELECT} FROM events WHERE event_id = ?", (event.event_id,)
+        ).fetchone()
+        stored = rows.event_from(found) if found else None
+        if stored is not None and _differs(stored, event):
+            raise Conflict(
+                "event_id",
+                f"{event.event_id} is already recorded as a {stored.event_type} of task {stored.task_id} "
+                f"at {stored.ts.isoformat()}, not this {event.event_type} of task {event.task_id}; the "
+                "stored event stands and this one was not imported",
+                hint="Import into a store without that event, or give the event a new event_id.",
+            )
+        return False
 
     return run
+
+
+def _differs(stored: LifecycleEvent, event: LifecycleEvent) -> bool:
+    mine = (event.event_type, event.task_id, to_us(event.ts), event.data)
+    return (stored.event_type, stored.task_id, to_us(stored.ts), stored.data) != mine
 
 
 def import_task_job(task: StoredTask) -> Job[ImportOutcome]:

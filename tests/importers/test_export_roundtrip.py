@@ -172,3 +172,33 @@ def test_the_cli_exits_1_when_records_were_skipped_and_2_for_a_missing_path(
     assert main(["import", str(bad), "--db", str(tmp_path / "h.db")]) == 1
     assert f"skipped {bad}:1: not valid JSON" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "nope"), "--db", str(tmp_path / "h.db")]) == 2
+
+
+async def test_a_record_whose_key_or_event_id_names_another_in_the_target_is_skipped_not_dropped(
+    store: Store, tmp_path: Path
+) -> None:
+    """Counted as "already present" while the file's record never went in: a merge of two hosts'
+    histories lost runs and events without a word (a helper's probe)."""
+    done = await store.record(
+        RecordRequest(task_id="deploy", status="success", started_at=T0, idempotency_key="deploy-1")
+    )
+    await store.log_event(
+        EventRequest(event_id="ev-1", event_type="acme.deployed", task_id="deploy", ts=T0, data={"v": 1})
+    )
+    path = tmp_path / "export.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        await export_history(store, lambda line: out.write(line + "\n"))
+    async with await Store.open(str(tmp_path / "target.db")) as target:
+        other = await target.start(StartRequest(task_id="deploy", idempotency_key="deploy-1"))
+        await target.log_event(
+            EventRequest(event_id="ev-1", event_type="acme.other", task_id="other", ts=T0, data={"v": 2})
+        )
+        report = await import_paths(target, [path])
+        said = " ".join(p.message for p in report.problems)
+        assert report.skipped == 2, report.summary()
+        assert f"'deploy-1' already names execution {other.execution.span_id}" in said
+        assert done.execution.span_id in said and "ev-1 is already recorded as a acme.other" in said
+        kept = (await target.get(other.execution.span_id)).execution
+        assert kept.status == "running"  # the stored records stand
+        again = await import_paths(target, [path])
+        assert again.skipped == 2  # and say so every time, not "already present"

@@ -5,6 +5,7 @@ that collides with a different one in the target is reported, not dropped silent
 
 from __future__ import annotations
 
+import sqlite3
 import traceback
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -210,6 +211,29 @@ async def test_a_row_that_collides_with_a_different_one_is_reported_and_the_rest
     async with await Store.open(postgres_url) as target:
         kept = await target.list_executions()
     assert ours.execution.span_id in {e.span_id for e in kept.executions} and kept.total == 2
+
+
+async def test_an_event_or_outcome_that_differs_under_the_same_id_is_a_conflict_not_a_skip(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    source = str(tmp_path / "source.db")
+    async with await Store.open(source) as store:
+        await store.log_event(EventRequest(event_id="ev-1", event_type="acme.deployed", task_id="d", ts=T0))
+        run = await store.record(RecordRequest(task_id="r", status="success", started_at=T0))
+    async with await Store.open(postgres_url) as target:
+        await target.log_event(EventRequest(event_id="ev-1", event_type="acme.other", task_id="x", ts=T0))
+    await copy_history(source, postgres_url)  # the run goes in; the event collides
+    with sqlite3.connect(source) as conn:  # the source's run now says failed (edited by hand)
+        conn.execute(
+            "UPDATE executions SET status = 'failed', error_type = 'E', error_message = 'm' "
+            "WHERE span_id = ?",
+            (run.execution.span_id,),
+        )
+    report = await copy_history(source, postgres_url)
+    said = " | ".join(report.conflicts)
+    assert len(report.conflicts) == 2, said
+    assert "event ev-1 is a acme.other of task x in the target" in said
+    assert f"execution {run.execution.span_id} finished as success in the target, as failed here" in said
 
 
 async def test_progress_is_reported_per_batch_for_each_table_in_order(
