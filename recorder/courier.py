@@ -150,7 +150,9 @@ class Courier:
 
     async def _run(self) -> None:
         backoff = BACKOFF_START
-        connected = False
+        # Connect now, not at the first record: the first run's start waits for its delivery, and a
+        # connection made then (the SDK's import, the handshake: ~1 s cold) went into its duration.
+        connected = await self._connect()
         try:
             while True:
                 op = self._outbox.first()
@@ -178,6 +180,8 @@ class Courier:
         except Unreachable as exc:
             self._went_offline(str(exc))
             return False
+        if self.online is None:  # a reconnection is announced by the first delivery after it
+            self.online = True
         return True
 
     async def _deliver(self, op: Op) -> bool:

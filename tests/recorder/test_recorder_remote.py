@@ -11,7 +11,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,25 @@ def test_a_remote_recorder_writes_the_same_records(server: LiveServer) -> None:
         "failed", "ZeroDivisionError", runs[(None, 1)]["trace_id"],
     )  # fmt: skip
     assert runs[("w-1", 1)]["status"] == "success"
+
+
+def test_the_recorder_connects_before_its_first_record_so_no_run_pays_for_it(server: LiveServer) -> None:
+    """The connection (the SDK's import and handshake, ~1 s cold) was made on the first run's start,
+    which the run waits for, so the first recorded duration held it."""
+    with Recorder.remote(server.url) as rec:
+        assert wait_until(lambda: rec._courier.online is True, timeout=30), "never connected"
+        with rec.execution("eager") as run:
+            pass
+        assert rec.flush(10) and run.span_id is not None
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)  # polling a condition with a deadline, not a sleep standing in for one
+    return True
 
 
 def test_a_duplicate_remote_start_takes_the_trace_the_server_answers(server: LiveServer) -> None:
