@@ -93,16 +93,21 @@ def test_an_endpoint_that_is_no_http_url_is_refused_naming_where_it_came_from(
     assert caught.value.field == names
 
 
-def test_the_cli_refuses_a_file_path_for_otlp_before_sending_or_writing_anything(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    db = tmp_path / "h.db"
+def filled_file(db: Path) -> Path:
+    """A SQLite file holding `fill`'s history, for the CLI tests."""
 
     async def seed() -> None:
         async with await Store.open(str(db)) as store:
             await fill(store)
 
     asyncio.run(seed())
+    return db
+
+
+def test_the_cli_refuses_a_file_path_for_otlp_before_sending_or_writing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = filled_file(tmp_path / "h.db")
     monkeypatch.chdir(tmp_path)
     code = main(["export", "--otlp", str(tmp_path / "spans.json"), "--db", str(db)])
     err = capsys.readouterr().err
@@ -188,13 +193,7 @@ async def test_an_unreachable_endpoint_falls_back_to_an_ndjson_file_of_the_same_
 def test_the_cli_exports_to_the_receiver_and_exits_1_when_it_had_to_fall_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "h.db"
-
-    async def seed() -> None:
-        async with await Store.open(str(db)) as store:
-            await fill(store)
-
-    asyncio.run(seed())
+    db = filled_file(tmp_path / "h.db")
     with otlp_receiver() as (url, received):
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
         assert main(["export", "--otlp", "--db", str(db), "--since", "2025-11-04T18:29:13Z"]) == 0
