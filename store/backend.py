@@ -5,6 +5,7 @@ learns which one it is talking to."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -30,6 +31,22 @@ from store.models import (
 )
 from store.records import IdKind, ImportOutcome, Page, PruneBatch, PruneCounts, Retention, StoredTask
 from store.transfer import Row, Table, TableReport
+
+
+class HistoryScans(Protocol):
+    """Backend.scan_executions, scan_events and scan_tasks, every call on one read snapshot."""
+
+    async def scan_executions(
+        self, after: int, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[Execution]: ...
+
+    async def scan_events(
+        self, after: int, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[LifecycleEvent]: ...
+
+    async def scan_tasks(
+        self, after: str, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[StoredTask]: ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,10 @@ class Backend(Protocol):
     async def scan_tasks(
         self, after: str, limit: int, since: datetime | None, until: datetime | None
     ) -> Page[StoredTask]: ...
+
+    def history_snapshot(self) -> AbstractAsyncContextManager[HistoryScans]:
+        """The three scans above on one read snapshot."""
+        ...
 
     async def known_ids(self, kind: IdKind, ids: Sequence[str]) -> set[str]: ...
 

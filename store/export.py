@@ -112,9 +112,12 @@ async def export_history(
 
     write(dumps(header(since, until)))
     window = {"since": since, "until": until}
-    counts.executions = await _drain(lambda after: store.scan_executions(after=after, **window), 0, emit)
-    counts.events = await _drain(lambda after: store.scan_events(after=after, **window), 0, emit)
-    counts.tasks = await _drain(lambda after: store.scan_tasks(after=after, **window), "", emit)
+    # One snapshot for all three scans: read one after another while a server wrote, the task rows
+    # named runs started after the executions were read, which the file then lacked.
+    async with store.history_snapshot() as snap:
+        counts.executions = await _drain(lambda after: snap.scan_executions(after=after, **window), 0, emit)
+        counts.events = await _drain(lambda after: snap.scan_events(after=after, **window), 0, emit)
+        counts.tasks = await _drain(lambda after: snap.scan_tasks(after=after, **window), "", emit)
     write(dumps({"record": "footer", "counts": counts.as_dict()}))
     return counts
 

@@ -7,7 +7,8 @@ Writes return only after their transaction has committed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -28,7 +29,7 @@ from store.analysis import (
     Story,
     TaskStats,
 )
-from store.backend import Backend, BackendOptions
+from store.backend import Backend, BackendOptions, HistoryScans
 from store.engines import open_backend
 from store.errors import InvalidInput, StoreError, StoreUnavailable
 from store.lifecycle import check_event, check_references
@@ -58,6 +59,32 @@ LIST_LIMIT_MAX = 100
 FAILED_LIMIT_MAX = 50
 TIMELINE_LIMIT_MAX = 500
 SCAN_LIMIT = 500
+
+
+class HistorySnapshot:
+    """Store.scan_executions, scan_events and scan_tasks, all reading one snapshot
+    (Store.history_snapshot)."""
+
+    def __init__(self, scans: HistoryScans) -> None:
+        self._scans = scans
+
+    async def scan_executions(
+        self, *, after: int = 0, limit: int = SCAN_LIMIT, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[Execution]:  # fmt: skip
+        return await self._scans.scan_executions(after, limit, since, until)
+
+    async def scan_events(
+        self, *, after: int = 0, limit: int = SCAN_LIMIT, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[LifecycleEvent]:  # fmt: skip
+        return await self._scans.scan_events(after, limit, since, until)
+
+    async def scan_tasks(
+        self, *, after: str = "", limit: int = SCAN_LIMIT, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[StoredTask]:  # fmt: skip
+        return await self._scans.scan_tasks(after, limit, since, until)
 
 
 class Store:
@@ -248,6 +275,14 @@ class Store:
     ) -> Page[StoredTask]:
         """Task rows by task_id; with a window, the tasks with an execution or event in it."""
         return await self._backend.scan_tasks(after, limit, since, until)
+
+    @asynccontextmanager
+    async def history_snapshot(self) -> AsyncIterator[HistorySnapshot]:
+        """scan_executions, scan_events and scan_tasks on one read snapshot, for as long as the block
+        runs: an export made while others write is then one point in time. (On SQLite the WAL file
+        grows until the block ends: its pages cannot be checkpointed past an open read.)"""
+        async with self._backend.history_snapshot() as scans:
+            yield HistorySnapshot(scans)
 
     async def known_ids(self, kind: IdKind, ids: Sequence[str]) -> set[str]:
         """Which of `ids` (span ids, event ids, task ids or idempotency keys) are already stored."""

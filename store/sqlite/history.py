@@ -8,7 +8,8 @@ so `HistoryMixin` serves SqliteBackend and PostgresBackend alike."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -315,6 +316,35 @@ def _delete_if_orphan(tx: Tx, task_id: str) -> int:
 # ---- the backend side --------------------------------------------------------------------
 
 
+class SnapshotScans:
+    """Keyset scans of executions, events and task rows, all on one read snapshot (`snap`: a reader
+    pool's snapshot, SQLite's read transaction or PostgreSQL's REPEATABLE READ one)."""
+
+    def __init__(self, snap: Any) -> None:
+        self._snap = snap
+
+    async def scan_executions(
+        self, after: int, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[Execution]:
+        found = await self._snap.all(*executions_scan(after, limit, since, until))
+        items = [rows.execution_from(row[1:]) for row in found]
+        return Page(items, int(found[-1][0]) if len(found) == limit else None)
+
+    async def scan_events(
+        self, after: int, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[LifecycleEvent]:
+        found = await self._snap.all(*events_scan(after, limit, since, until))
+        items = [rows.event_from(row[1:]) for row in found]
+        return Page(items, int(found[-1][0]) if len(found) == limit else None)
+
+    async def scan_tasks(
+        self, after: str, limit: int, since: datetime | None, until: datetime | None
+    ) -> Page[StoredTask]:
+        found = await self._snap.all(*tasks_scan(after, limit, since, until))
+        items = [stored_task_from(row) for row in found]
+        return Page(items, items[-1].task_id if len(found) == limit else None)
+
+
 class HistoryMixin:
     """The history methods of a backend with a snapshot pool (`_readers`) and a group-committing
     writer (`_writer`): SqliteBackend, and PostgresBackend through it."""
@@ -331,26 +361,26 @@ class HistoryMixin:
     async def scan_executions(
         self, after: int, limit: int, since: datetime | None, until: datetime | None
     ) -> Page[Execution]:
-        async with self._readers.snapshot() as snap:
-            found = await snap.all(*executions_scan(after, limit, since, until))
-        items = [rows.execution_from(row[1:]) for row in found]
-        return Page(items, int(found[-1][0]) if len(found) == limit else None)
+        async with self.history_snapshot() as scans:
+            return await scans.scan_executions(after, limit, since, until)
 
     async def scan_events(
         self, after: int, limit: int, since: datetime | None, until: datetime | None
     ) -> Page[LifecycleEvent]:
-        async with self._readers.snapshot() as snap:
-            found = await snap.all(*events_scan(after, limit, since, until))
-        items = [rows.event_from(row[1:]) for row in found]
-        return Page(items, int(found[-1][0]) if len(found) == limit else None)
+        async with self.history_snapshot() as scans:
+            return await scans.scan_events(after, limit, since, until)
 
     async def scan_tasks(
         self, after: str, limit: int, since: datetime | None, until: datetime | None
     ) -> Page[StoredTask]:
+        async with self.history_snapshot() as scans:
+            return await scans.scan_tasks(after, limit, since, until)
+
+    @asynccontextmanager
+    async def history_snapshot(self) -> AsyncIterator[SnapshotScans]:
+        """The three scans in one read transaction, so that a whole export is one point in time."""
         async with self._readers.snapshot() as snap:
-            found = await snap.all(*tasks_scan(after, limit, since, until))
-        items = [stored_task_from(row) for row in found]
-        return Page(items, items[-1].task_id if len(found) == limit else None)
+            yield SnapshotScans(snap)
 
     async def known_ids(self, kind: IdKind, ids: Sequence[str]) -> set[str]:
         known: set[str] = set()

@@ -3,6 +3,8 @@ every execution, every event (anomalies and recorded_at included) and every task
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -202,3 +204,39 @@ async def test_a_record_whose_key_or_event_id_names_another_in_the_target_is_ski
         assert kept.status == "running"  # the stored records stand
         again = await import_paths(target, [path])
         assert again.skipped == 2  # and say so every time, not "already present"
+
+
+def _start_a_run_from_another_writer(path: str, task_id: str) -> None:
+    """Another writer (its own Store and thread, as another process would be) starts a run of
+    `task_id`: the task row's current_span_id moves to a run that started after the export began."""
+
+    async def write() -> None:
+        async with await Store.open(path) as other:
+            await other.log_event(EventRequest(event_type="task_started", task_id=task_id))
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, write()).result(timeout=60)
+
+
+async def test_an_export_taken_while_another_writer_writes_is_one_point_in_time(tmp_path: Path) -> None:
+    path = str(tmp_path / "live.db")
+    lines: list[str] = []
+    async with await Store.open(path) as store:
+        await fill(store)
+
+        def write(line: str) -> None:
+            lines.append(line)
+            if len(lines) == 2:  # the first execution is out; events and task rows are still to come
+                _start_a_run_from_another_writer(path, "daily_reflection")
+
+        counts = await export_history(store, write)
+        now_running = (await store.task_status("daily_reflection")).current_span_id
+    records = [json.loads(line) for line in lines]
+    spans = {r["document"]["content"]["structured"]["span_id"] for r in records if r["record"] == "execution"}
+    tasks = [r["task"] for r in records if r["record"] == "task"]
+    events = [r["event"] for r in records if r["record"] == "event"]
+    assert len(spans) == counts.executions and len(tasks) == counts.tasks and len(events) == counts.events
+    assert now_running is not None and now_running not in spans  # the other writer's run came after
+    named = [t["current_span_id"] for t in tasks if t["current_span_id"]]
+    assert all(span in spans for span in named), "a task state names a run the file lacks"
+    assert all(e["span_id"] in spans for e in events if e["span_id"]), "an event names a run not in it"
