@@ -123,7 +123,11 @@ def _records(task: _Task, generated: datetime | None, policy: rules.Policy) -> l
         result=rules.scrub(policy, task.raw.get("result")), updated_at=task.updated,
         notes=task.notes[-MAX_NOTES:], last_event_at=max((e.ts for e in events), default=None),
     )  # fmt: skip
-    return [*(("execution", r) for r in runs), *(("raw_event", e) for e in events), ("task", state)]
+    created, *notes = events
+    return [
+        *(("execution", r) for r in runs), ("first_event", created), *(("raw_event", e) for e in notes),
+        ("task", state),
+    ]  # fmt: skip
 
 
 def _executions(task: _Task, policy: rules.Policy) -> list[Execution]:

@@ -14,14 +14,16 @@ from typing import Any, Literal
 from store.models import EventRequest, Execution, LifecycleEvent
 from store.records import IdKind, StoredTask
 
-ItemKind = Literal["event", "execution", "raw_event", "task"]
+ItemKind = Literal["event", "execution", "raw_event", "first_event", "task"]
 Payload = EventRequest | Execution | LifecycleEvent | StoredTask
 
 
 @dataclass(frozen=True)
 class Item:
     """One record to write. `event` goes through log_event (its effects applied, as if it had been
-    logged live); `raw_event` and `task` are stored exactly as given; `execution` is a whole record."""
+    logged live); `raw_event` and `task` are stored exactly as given; `first_event` too, but only
+    for a task the store has no row of yet (a breakdown's task_created: a later snapshot of the same
+    file must not create the task again); `execution` is a whole record."""
 
     where: str
     kind: ItemKind

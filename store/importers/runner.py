@@ -31,7 +31,10 @@ from store.records import StoredTask
 from store.store import Store
 
 BATCH = 256
-_NOUNS = {"event": "events", "raw_event": "events", "execution": "executions", "task": "tasks"}
+_NOUNS = {
+    "event": "events", "raw_event": "events", "first_event": "events",
+    "execution": "executions", "task": "tasks",
+}  # fmt: skip
 
 
 @dataclass
@@ -139,13 +142,17 @@ class _Writer:
     def __init__(self, store: Store, report: ImportReport) -> None:
         self._store, self._report = store, report
         self._tasks: set[str] = set()  # task ids of replayed events whose row is known to exist
+        self._before: set[str] = set()  # tasks of this batch's first_events whose rows were there
         self._opened: dict[int, bool] = {}  # id(item) -> its replayed event opened an execution
 
     async def batch(self, items: list[Item]) -> list[Problem | None]:
         """Write the items in order; one entry per item: the problem that kept it out, or None."""
         event_tasks = {i.payload.task_id for i in items if isinstance(i.payload, EventRequest)} - self._tasks
-        existing = await self._store.known_ids("task", sorted(event_tasks)) if event_tasks else set()
+        first_tasks = {_task_of(i) for i in items if i.kind == "first_event"}
+        asked = sorted(event_tasks | first_tasks)
+        existing = await self._store.known_ids("task", asked) if asked else set()
         self._tasks |= existing
+        self._before = existing & first_tasks  # their rows were there before this batch wrote any
         self._opened.clear()
         outcomes = await asyncio.gather(*(self._write(item) for item in items), return_exceptions=True)
         problems: list[Problem | None] = []
@@ -181,6 +188,8 @@ class _Writer:
             self._opened[id(item)] = logged.opened_span_id is not None
             return "duplicate" if logged.duplicate else "created"
         if isinstance(p, LifecycleEvent):
+            if item.kind == "first_event" and p.task_id in self._before:
+                return "duplicate"  # the task was created before: this file's creation is the same one
             return "created" if await self._store.import_event(p) else "duplicate"
         if isinstance(p, StoredTask):
             outcome = await self._store.import_task(p)
@@ -325,7 +334,8 @@ class _DryRun:
         if trouble is not None:
             return Problem(item.where, trouble)
         identity = item.identity
-        if identity in known or identity in self._seen:
+        first_again = item.kind == "first_event" and ("task", _task_of(item)) in known | self._seen
+        if identity in known or identity in self._seen or first_again:
             self._report.duplicates += 1
             return None
         self._seen.add(identity)
@@ -338,13 +348,21 @@ class _DryRun:
         return None
 
     async def _known(self, items: list[Item]) -> set[tuple[str, str]]:
+        """The identities the store already has, and the tasks of first_events that have a row."""
         if self._store is None:
             return set()
+        wanted = [item.identity for item in items]
+        wanted += [("task", _task_of(item)) for item in items if item.kind == "first_event"]
         known: set[tuple[str, str]] = set()
-        for kind in {item.identity[0] for item in items}:
-            ids = [item.identity[1] for item in items if item.identity[0] == kind]
-            known |= {(kind, found) for found in await self._store.known_ids(kind, ids)}
+        for kind in {k for k, _ in wanted}:
+            ids = sorted({i for k, i in wanted if k == kind})
+            known |= {(kind, found) for found in await self._store.known_ids(kind, ids)}  # type: ignore[arg-type]
         return known
+
+
+def _task_of(item: Item) -> str:
+    assert isinstance(item.payload, EventRequest | LifecycleEvent)
+    return item.payload.task_id
 
 
 def _check(item: Item) -> str | None:

@@ -84,6 +84,22 @@ async def test_importing_it_after_the_work_finished_closes_the_running_attempt(
     assert (await store.task_status("T2")).state == "failed"
 
 
+async def test_a_later_snapshot_does_not_create_its_tasks_a_second_time(store: Store, tmp_path: Path) -> None:
+    """task_created is dated by the file's generated_at, so a later snapshot's was another event:
+    each task read as created twice, the second time after it had finished (a helper's probe)."""
+    await import_paths(store, [write(tmp_path, breakdown())])
+    later = breakdown(T2={"status": "completed", "completed_at": "2025-11-01T00:10:00", "result": "ok"})
+    later["generated_at"] = "2025-11-01T09:00:00"
+    path = write(tmp_path, later, "later.json")
+    dry = await import_paths(store, [path], dry_run=True)
+    done = await import_paths(store, [path])
+    assert dry.created.get("events", 0) == done.created.get("events", 0) == 0
+    for task_id in ("T1", "T2", "T3"):
+        events = (await store.timeline(task_id)).events
+        assert [e.event_type for e in events].count("task_created") == 1, task_id
+    assert (await store.task_status("T2")).state == "completed"  # the rest of the snapshot went in
+
+
 async def test_a_bad_task_entry_is_skipped_with_its_place_and_the_others_go_in(
     store: Store, tmp_path: Path
 ) -> None:
