@@ -59,7 +59,7 @@ class BackendOptions:
     readers: int = 4
 
 
-class Backend(Protocol):
+class Backend(HistoryScans, Protocol):
     async def close(self) -> None: ...
 
     async def ping(self) -> None: ...
@@ -116,20 +116,10 @@ class Backend(Protocol):
 
     async def import_task(self, task: StoredTask) -> ImportOutcome: ...
 
-    async def scan_executions(
-        self, after: int, limit: int, since: datetime | None, until: datetime | None
-    ) -> Page[Execution]: ...
-
-    async def scan_events(
-        self, after: int, limit: int, since: datetime | None, until: datetime | None
-    ) -> Page[LifecycleEvent]: ...
-
-    async def scan_tasks(
-        self, after: str, limit: int, since: datetime | None, until: datetime | None
-    ) -> Page[StoredTask]: ...
+    # scan_executions, scan_events and scan_tasks: HistoryScans', each call on a snapshot of its own
 
     def history_snapshot(self) -> AbstractAsyncContextManager[HistoryScans]:
-        """The three scans above on one read snapshot."""
+        """The three scans on one read snapshot."""
         ...
 
     async def known_ids(self, kind: IdKind, ids: Sequence[str]) -> set[str]: ...
