@@ -138,9 +138,7 @@ def _copy_event(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
     if _insert(tx, "events", row) is None:
         report.copied += 1
         return
-    stored = tx.execute(
-        "SELECT event_type, task_id, ts_us, data FROM events WHERE event_id = ?", (row["event_id"],)
-    ).fetchone()
+    stored = tx.execute(STORED_EVENT, (row["event_id"],)).fetchone()
     if stored is not None and not same_event(stored, row):
         report.conflicts.append(
             f"event {row['event_id']} is a {stored[0]} of task {stored[1]} in the target, "
@@ -150,8 +148,12 @@ def _copy_event(tx: Tx, row: dict[str, Any], report: TableReport) -> None:
         report.skipped += 1
 
 
+STORED_EVENT = "SELECT event_type, task_id, ts_us, data FROM events WHERE event_id = ?"
+"""What tells two events under one event_id apart (same_event); a copy and an import both ask it."""
+
+
 def same_event(stored: Row, row: dict[str, Any]) -> bool:
-    """Whether a stored (event_type, task_id, ts_us, data) row is the event `row` describes."""
+    """Whether a STORED_EVENT row is the event `row` (an events row by column name) describes."""
     event_type, task_id, ts_us, data = stored
     return (event_type, task_id, int(ts_us)) == (row["event_type"], row["task_id"], int(row["ts_us"])) and (
         _json(data) == _json(row["data"])

@@ -21,6 +21,7 @@ from store.sqlite import rows
 from store.sqlite.jobs import Job
 from store.sqlite.rows import EVENT_COLUMNS, EVENT_SELECT, EXECUTION_SELECT, TASK_COLUMNS, TASK_SELECT
 from store.timeutil import from_us, to_us
+from store.transfer import STORED_EVENT, same_event
 
 Query = tuple[str, list[Any]]
 IN_CHUNK = 400  # bound parameters per IN (...) list: far under SQLite's and PostgreSQL's limits
@@ -121,28 +122,21 @@ def import_event_job(event: LifecycleEvent) -> Job[bool]:
     sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_marks(len(EVENT_COLUMNS))})"
 
     def run(tx: Tx) -> bool:
-        if tx.try_insert(sql, rows.event_row(event)) is None:
+        row = rows.event_row(event)
+        if tx.try_insert(sql, row) is None:
             return True
-        found = tx.execute(
-            f"SELECT {EVENT_SELECT} FROM events WHERE event_id = ?", (event.event_id,)
-        ).fetchone()
-        stored = rows.event_from(found) if found else None
-        if stored is not None and _differs(stored, event):
+        stored = tx.execute(STORED_EVENT, (event.event_id,)).fetchone()
+        if stored is not None and not same_event(stored, dict(zip(EVENT_COLUMNS, row, strict=True))):
             raise Conflict(
                 "event_id",
-                f"{event.event_id} is already recorded as a {stored.event_type} of task {stored.task_id} "
-                f"at {stored.ts.isoformat()}, not this {event.event_type} of task {event.task_id}; the "
-                "stored event stands and this one was not imported",
+                f"{event.event_id} is already recorded as a {stored[0]} of task {stored[1]} "
+                f"at {from_us(int(stored[2])).isoformat()}, not this {event.event_type} of task "
+                f"{event.task_id}; the stored event stands and this one was not imported",
                 hint="Import into a store without that event, or give the event a new event_id.",
             )
         return False
 
     return run
-
-
-def _differs(stored: LifecycleEvent, event: LifecycleEvent) -> bool:
-    mine = (event.event_type, event.task_id, to_us(event.ts), event.data)
-    return (stored.event_type, stored.task_id, to_us(stored.ts), stored.data) != mine
 
 
 def import_task_job(task: StoredTask) -> Job[ImportOutcome]:
