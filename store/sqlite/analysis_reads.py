@@ -172,7 +172,12 @@ def _run_stats(
     limit: int,
 ) -> ReadPlan[TaskStats]:
     scope = aq.stats_filter(task_id, task_type, _us(since), _us(until), workers)
-    tallies = _tally((yield aq.stats_counts(scope, group_by)), grouped=group_by is not None)
+    counts = (
+        aq.tallied_counts(task_id, task_type, workers, group_by)
+        if since is None and until is None
+        else aq.stats_counts(scope, group_by)
+    )
+    tallies = _tally((yield counts), grouped=group_by is not None)
     if group_by is None and not tallies:
         tallies[None] = _Tally()
     ranked = sorted(tallies.items(), key=lambda kv: (-kv[1].runs, str(kv[0])))[:limit]

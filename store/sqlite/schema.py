@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
-from store.sqlite import derived, failure_stacks
+from store.sqlite import derived, failure_stacks, run_tallies
 from store.timeutil import now_utc, to_us
 
 
@@ -269,6 +269,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX ix_exec_top_duration ON executions (duration_ms, started_us, worker_id, parent_span_id)"
         " WHERE worker_id IS NULL AND parent_span_id IS NULL AND duration_ms IS NOT NULL",
     )),
+    # tasks_stats over all time in O(tallies): runs counted per task, type, actor, status and attempt
+    # by triggers (store.sqlite.run_tallies), not grouped from every execution of the scope per call.
+    Migration(
+        "0012_run_tallies",
+        run_tallies.statements("sqlite"),
+        postgres=run_tallies.statements("postgres"),
+    ),
 )  # fmt: skip
 
 _LEDGER = "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_us INTEGER NOT NULL)"
