@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from server.answer import ToolResult
 from store.errors import InvalidInput
@@ -95,12 +95,13 @@ class Shape:
         self.clipped.add(where)
         return f"{value[:cap]}{CLIP_MARK}{len(value) - cap} chars]"
 
-    def data(self, value: dict[str, Any], where: str) -> dict[str, Any]:
-        """Event data whose JSON is over the cap becomes `{"clipped": <its JSON cut>, "chars": n}`."""
+    def data(self, value: dict[str, Any], where: str, whole: str) -> dict[str, Any]:
+        """Event data whose JSON is over the cap becomes `{"clipped": <its JSON cut>, "chars": n,
+        "whole": <the resource with all of it>}`."""
         encoded = compact_json(value)
         if len(encoded) <= self.cap("data"):
             return value
-        return {"clipped": self.text(encoded, "data", where), "chars": len(encoded)}
+        return {"clipped": self.text(encoded, "data", where), "chars": len(encoded), "whole": whole}
 
 
 STANDARD = Shape()
@@ -132,6 +133,7 @@ class Sized(ToolResult):
     DROP_ORDER: ClassVar[tuple[str, ...]] = ()
     TRIM: ClassVar[tuple[str | tuple[str, int], ...]] = ()
     OMIT_NONE: ClassVar[bool] = False  # the newer answers leave out null fields instead of sending them
+    _unfit_budget: int | None = PrivateAttr(default=None)  # set when no item fits (_nothing_fits)
 
     def trimmed(self, name: str, keep: int) -> Self:
         """This answer with only the first `keep` items of list `name`."""
@@ -148,7 +150,14 @@ class Sized(ToolResult):
         truncated = bool(self.dropped_fields or names or self.omitted)
         update: dict[str, Any] = {"clipped_fields": names, "truncated": truncated}
         probe = self.model_copy(update=update)
-        return probe.model_copy(update={"rest": probe.rest_hint() if truncated else self.rest})
+        rest = probe.rest_hint() if truncated else self.rest
+        if self._unfit_budget is not None:
+            rest = (
+                f"Not one item fits max_tokens={self._unfit_budget}, even with its text clipped to the "
+                f"shortest: call again with a larger max_tokens (up to {MAX_TOKENS_LIMIT:,}) or "
+                "detail='summary'."
+            )
+        return probe.model_copy(update={"rest": rest})
 
 
 @dataclass(frozen=True)
@@ -269,12 +278,35 @@ SCALES = (1.0, 0.5, 0.2, 0.05)
 
 def fit_shaped(build: Callable[[Shape], Sized], detail: Detail, max_tokens: int) -> Fitted:
     """`fit` the answer `build` makes at `detail`; when even its least (ids, status, error, timing)
-    is over budget, build it again with shorter text caps, which clip more and say so."""
+    is over budget, or fits only by leaving out every item it has, build it again with shorter text
+    caps, which clip more and say so. (An answer of no items that says "more" gave a walker nothing
+    to page on: three failures with long messages at detail=full came back as empty pages.)"""
     for scale in SCALES:
-        fitted = fit(build(Shape(detail, scale=scale)), max_tokens)
-        if fitted.tokens <= max_tokens:
+        built = build(Shape(detail, scale=scale))
+        fitted = fit(built, max_tokens)
+        if fitted.tokens <= max_tokens and not _emptied(built, fitted.answer):
             return fitted
-    return fitted
+    return _nothing_fits(fitted, max_tokens) if _emptied(built, fitted.answer) else fitted
+
+
+def _nothing_fits(fitted: Fitted, max_tokens: int) -> Fitted:
+    """An answer that fits only empty: no cursor (a page of nothing leads nowhere new) and a `rest`
+    that says what would show the items."""
+    answer = fitted.answer
+    update = {"next_cursor": None} if "next_cursor" in type(answer).model_fields else {}
+    unfit = answer.model_copy(update=update)
+    unfit._unfit_budget = max_tokens
+    return _measure(unfit.settled(), list(fitted.excluded))
+
+
+def _emptied(built: Sized, fitted: Sized) -> bool:
+    """Whether fitting left out every item of `built`'s trimmed lists, and it had some."""
+
+    def items(answer: Sized) -> int:
+        names = {entry if isinstance(entry, str) else entry[0] for entry in answer.TRIM}
+        return sum(len(getattr(answer, name)) for name in names)
+
+    return items(fitted) == 0 < items(built)
 
 
 def _trim(best: Fitted, name: str, excluded: list[str], max_tokens: int, floor: int = 0) -> Fitted:

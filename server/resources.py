@@ -3,6 +3,8 @@ a record instead of pasting it (and a reader can fetch the whole text a tool ans
 
     task-history://execution/{span_id}   the seed 002 experience document and the execution's events
     task-history://trace/{trace_id}      every execution of the trace (as documents) and its events
+    task-history://event/{event_id}      one lifecycle event with its whole data (a clipped event's
+                                         data names it, even for an event in no trace or span)
 
 A resource is read on purpose, so it is not cut to a token budget; only a trace is bounded (its
 first TRACE_MAX_EXECUTIONS executions and TRACE_MAX_EVENTS events), and says so when it is.
@@ -18,7 +20,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from server.budget import compact_json
-from server.results import EXECUTION_URI, TRACE_URI
+from server.results import EVENT_URI, EXECUTION_URI, TRACE_URI
 from server.toolkit import store_of
 from store.errors import NotFound, StoreError
 from store.experience import to_document
@@ -68,6 +70,19 @@ async def trace_resource(trace_id: str, ctx: Context) -> str:
     return compact_json(body)
 
 
+async def event_resource(event_id: str, ctx: Context) -> str:
+    """One lifecycle event as recorded, its data whole."""
+    try:
+        event = await store_of(ctx).event(event_id)
+    except NotFound as error:
+        raise ResourceNotFoundError(
+            f"No event with event_id {event_id}; tasks_by_trace and tasks_get show event_ids."
+        ) from error
+    except StoreError as error:
+        raise ResourceError(str(error)) from error
+    return compact_json(event.model_dump(mode="json"))
+
+
 def register_resources(server: MCPServer[Any]) -> None:
     server.resource(
         EXECUTION_URI,
@@ -83,3 +98,10 @@ def register_resources(server: MCPServer[Any]) -> None:
         mime_type=MIME,
         description="Every execution (attempts, workers) and event recorded under one trace.",
     )(trace_resource)
+    server.resource(
+        EVENT_URI,
+        name="event",
+        title="One event",
+        mime_type=MIME,
+        description="One lifecycle event with its whole data (answers clip long event data).",
+    )(event_resource)

@@ -18,7 +18,7 @@ from pydantic import Field, PrivateAttr
 from server.answer import Part, ToolResult
 from server.budget import STANDARD, Shape, Sized, decode_offsets, encode_offsets, item_paths
 from server.render import clip, counted, duration, plural, when
-from store.analysis import STALE_AFTER
+from store.analysis import STALE_AFTER, trace_outcome
 from store.errors import InvalidInput
 from store.models import (
     PATTERNS_SHOWN,
@@ -36,6 +36,7 @@ SUMMARY_MESSAGE_CHARS = 300  # the standard detail's cut; tasks_get has the whol
 TEXT_ROWS = 20  # rows in a text rendering; structured content has every row it returns
 EXECUTION_URI = "task-history://execution/{span_id}"
 TRACE_URI = "task-history://trace/{trace_id}"
+EVENT_URI = "task-history://event/{event_id}"
 
 
 def age(elapsed: timedelta) -> str:
@@ -264,7 +265,9 @@ class EventSummary(Part):
     def of(cls, event: LifecycleEvent, shape: Shape = STANDARD, where: str = "events[]") -> Self:
         fields = event.model_dump(include=set(cls.model_fields))
         if shape.detail != "summary":
-            fields["data"] = shape.data(event.data, f"{where}.data")
+            fields["data"] = shape.data(
+                event.data, f"{where}.data", EVENT_URI.format(event_id=event.event_id)
+            )
         return cls(**fields)
 
     def line(self) -> str:
@@ -279,6 +282,13 @@ def _lines(rows: list[Any], what: str, limit: int = TEXT_ROWS) -> list[str]:
     if len(rows) > limit:
         lines.append(f"  ... and {len(rows) - limit} more {what} in the structured content")
     return lines
+
+
+def whole_event_hint(answer: Sized) -> list[str]:
+    """The hint for clipped event data, which names its own resource (Shape.data's `whole`)."""
+    if any(name.endswith("].data") for name in answer.clipped_fields):
+        return ["An event's whole data: the resource in its data.whole."]
+    return []
 
 
 def cut_note(answer: Sized) -> list[str]:
@@ -359,7 +369,7 @@ class ExecutionList(Sized):
             return "No executions match these filters."
         total = counted(self.total, self.total_exact)
         head = f"{self.returned} of {total} matching executions, newest first."
-        if self.has_more:
+        if self.has_more and self.next_cursor:
             head += f' More: call again with cursor="{self.next_cursor}".'
         return "\n".join([head, *_lines(self.executions, "executions"), *cut_note(self)])
 
@@ -420,8 +430,14 @@ class TraceResult(Sized):
                 hint="Pass next_cursor from the previous answer unchanged, or omit cursor.",
             )
         runs, events = all_runs[start[0] :], all_events[start[1] :]
+        # A later page tells the trace as its first page saw it, its items and its outcome alike.
+        retry_count, final_status = (
+            trace_outcome(all_runs) if cursor else (view.retry_count, view.final_status)
+        )
         answer = cls(
-            **view.model_dump(include={"trace_id", "found", "retry_count", "final_status"}),
+            **view.model_dump(include={"trace_id", "found"}),
+            retry_count=retry_count,
+            final_status=final_status,
             executions=[ExecutionRow.of(e, shape) for e in runs],
             events=[EventSummary.of(ev, shape) for ev in events],
             returned=len(runs) + len(events),
@@ -459,6 +475,7 @@ class TraceResult(Sized):
             hints.append(newer)
         if self.dropped_fields or self.clipped_fields:
             hints.append(f"One execution in full: tasks_get(span_id) or {EXECUTION_URI}.")
+        hints += whole_event_hint(self)
         hints.append(
             f"The whole trace as one attachment: the resource {TRACE_URI.format(trace_id=self.trace_id)}."
         )
@@ -641,6 +658,7 @@ class LastFailedResult(Sized):
             hints.append("Every error group, page by page: tasks_failure_patterns.")
         if self.dropped_fields or self.clipped_fields:
             hints.append(f"A failure in full: tasks_get(span_id) or {EXECUTION_URI}.")
+        hints += whole_event_hint(self)
         return " ".join(hints) or None
 
     def render(self) -> str:

@@ -13,7 +13,7 @@ from pydantic import Field, PrivateAttr
 from server.answer import Part
 from server.budget import Shape, Sized, decode_offsets, encode_offsets, item_paths
 from server.render import clip, counted, duration, plural, when
-from server.results import EXECUTION_URI, TEXT_ROWS, cut_note, no_end
+from server.results import EVENT_URI, EXECUTION_URI, TEXT_ROWS, cut_note, no_end, whole_event_hint
 from store.analysis import (
     FailureGroup,
     FailurePatterns,
@@ -187,7 +187,7 @@ class FailurePatternsResult(Sized):
             return "No failures in this window."
         groups, failures = plural(self.total, "failure group"), plural(self.total_failures, "failure")
         head = f"{self.returned} of {groups} ({failures}), commonest first."
-        if self.has_more:
+        if self.has_more and self.next_cursor:
             head += f' More: cursor="{self.next_cursor}".'
         parts = [head, *_text_lines(self.groups, "groups")]
         parts.append("Next: tasks_by_trace(example trace_id) shows one failure's whole story.")
@@ -329,13 +329,15 @@ class StepRow(Part):
 
     @classmethod
     def of(cls, step: Step, shape: Shape) -> Self:
-        fields = step.model_dump(exclude={"files", "tools", "error", "data", "seq"})
+        fields = step.model_dump(exclude={"files", "tools", "error", "data", "seq", "event_id"})
+        full_data = step.data and shape.detail == "full"
+        whole = EVENT_URI.format(event_id=step.event_id)
         row = cls(
             **fields,
             error=shape.text(step.error, "message", "steps[].error", one_line=True),
             files=step.files or None,
             tools=step.tools or None,
-            data=shape.data(step.data, "steps[].data") if step.data and shape.detail == "full" else None,
+            data=shape.data(step.data, "steps[].data", whole) if full_data else None,
         )
         row._key = step_key(step)
         return row
@@ -435,6 +437,7 @@ class TimelineResult(Sized):
             hints.append("detail='summary' fits more steps.")
         if self.dropped_fields or self.clipped_fields:
             hints.append(f"One run in full: tasks_get(span_id) or {EXECUTION_URI}.")
+        hints += whole_event_hint(self)
         return " ".join(hints) or None
 
     def render(self) -> str:
@@ -559,6 +562,6 @@ class SideEffectsResult(Sized):
             return f"No execution recorded the {self.query}.{found}"
         total = counted(self.total, self.total_exact)
         head = f"{self.returned} of {total} executions with the {self.query}, newest first."
-        if self.has_more:
+        if self.has_more and self.next_cursor:
             head += f' More: cursor="{self.next_cursor}".'
         return "\n".join([head, *_text_lines(self.matches, "matches"), *cut_note(self)])

@@ -98,17 +98,12 @@ async def tasks_list(
     """List task executions, newest first, with filters. Says how many match and how to get the next page."""
     given = _given(locals())
     filters = ExecutionFilter(**{k: v for k, v in given.items() if k in ExecutionFilter.model_fields})
-    store = _store(ctx)
-    page = await store.list_executions(filters, limit=limit, cursor=cursor)
+    page = await _store(ctx).list_executions(filters, limit=limit, cursor=cursor)
     fitted = fit_shaped(lambda shape: ExecutionList.of(page, shape), detail, max_tokens)
     answer = fitted.answer
-    if isinstance(answer, ExecutionList) and answer.omitted:
+    if isinstance(answer, ExecutionList) and answer.omitted and answer.returned:
         # The budget kept the first rows of the page: the next page starts right after them.
-        next_cursor = cursor  # nothing fitted: start the same page again (with less detail)
-        if answer.returned:
-            kept = await store.list_executions(filters, limit=answer.returned, cursor=cursor)
-            next_cursor = kept.next_cursor
-        fitted = fitted.redone(answer.model_copy(update={"next_cursor": next_cursor}))
+        fitted = fitted.redone(answer.model_copy(update={"next_cursor": page.cursor_after(answer.returned)}))
     return _reply_fitted(fitted)
 
 

@@ -218,16 +218,9 @@ async def tasks_side_effects(
         lambda shape: SideEffectsResult.of(query, page.matches, fields, shape, suggestion), detail, max_tokens
     )
     answer = fitted.answer
-    if isinstance(answer, SideEffectsResult) and answer.omitted:
+    if isinstance(answer, SideEffectsResult) and answer.omitted and answer.returned:
         # The budget kept the first matches: the next page starts right after them.
-        kept = (
-            await store.side_effects(kind, value or "", limit=answer.returned, cursor=cursor, **search)
-            if answer.returned
-            else None
-        )
-        fitted = fitted.redone(
-            answer.model_copy(update={"next_cursor": kept.next_cursor if kept else cursor})
-        )
+        fitted = fitted.redone(answer.model_copy(update={"next_cursor": page.cursor_after(answer.returned)}))
     return reply_fitted(fitted)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from store.fingerprint import normalize_message
-from store.models import Execution, LastFailed, LifecycleEvent
+from store.models import Execution, ExecutionStatus, KeysetPage, LastFailed, LifecycleEvent
 from store.timeutil import to_us
 
 StatsGroupBy = Literal["task_id", "task_type", "actor"]
@@ -189,7 +189,15 @@ class SideEffectMatch(_View):
     execution: Execution
 
 
-class SideEffectPage(_View):
+def trace_outcome(executions: list[Execution]) -> tuple[int, ExecutionStatus | None]:
+    """A trace's retry count and final status: how many of its runs retried another, and the status
+    of its latest attempt among the top-level runs (child work does not decide how a trace ended)."""
+    top = [e for e in executions if e.parent_span_id is None] or executions
+    retries = sum(1 for e in executions if e.retry_of is not None)
+    return retries, max(top, key=lambda e: (e.attempt, e.started_at)).status if top else None
+
+
+class SideEffectPage(_View, KeysetPage):
     matches: list[SideEffectMatch]
     total: int
     total_exact: bool
@@ -256,6 +264,7 @@ class Step(_View):
     note: str | None = None
     anomaly: str | None = None
     data: dict[str, Any] | None = None
+    event_id: str | None = None
     seq: int | None = Field(None, description="the row's store sequence number (orders ties)")
 
 
@@ -338,5 +347,6 @@ def _event_step(ev: LifecycleEvent, seq: int | None, gap_ms: int | None) -> Step
         note=", ".join(notes) or None,
         anomaly=ev.anomaly,
         data=ev.data or None,
+        event_id=ev.event_id,
         seq=seq,
     )

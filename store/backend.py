@@ -100,6 +100,8 @@ class Backend(HistoryScans, Protocol):
 
     async def timeline(self, task_id: str, limit: int) -> TaskTimeline: ...
 
+    async def event(self, event_id: str) -> LifecycleEvent: ...
+
     # ---- moving a history between backends (store.admin.copy_history) ----------------
 
     async def scan_rows(self, table: Table, after: Any, limit: int) -> list[Row]:

@@ -4,10 +4,11 @@ record; the 18 lifecycle event types follow seed 000; task states follow seed 00
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr
 
 ExecutionStatus = Literal["running", "success", "failed", "partial", "cancelled"]
 FinalStatus = Literal["success", "failed", "partial", "cancelled"]
@@ -261,7 +262,26 @@ class ExecutionFilter(_Model):
     retrying: bool | None = None
 
 
-class ExecutionPage(_Model):
+class KeysetPage(BaseModel):
+    """A page read with a keyset cursor, which can also say where a page after only its first rows
+    starts (a reader whose budget kept fewer rows): from the positions this read saw. Reading the
+    shorter page again to learn it could see rows committed meanwhile, and repeated them."""
+
+    _cursor_after: Callable[[int], str] | None = PrivateAttr(default=None)
+
+    def cursor_after(self, count: int) -> str | None:
+        """The cursor of the page that starts after this page's first `count` rows (None for 0: the
+        caller's own cursor starts that page)."""
+        if count <= 0 or self._cursor_after is None:
+            return None
+        return self._cursor_after(count)
+
+    def with_cursor_after(self, encode: Callable[[int], str]) -> Self:
+        self._cursor_after = encode
+        return self
+
+
+class ExecutionPage(_Model, KeysetPage):
     executions: list[Execution]
     total: int = Field(
         description="how many executions match the filters (a lower bound when total_exact is false)"

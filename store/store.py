@@ -217,6 +217,10 @@ class Store:
         """One execution in full with its events; NotFound when there is none."""
         return await self._backend.get(span_id.strip().lower())
 
+    async def event(self, event_id: str) -> LifecycleEvent:
+        """One lifecycle event with its whole data; NotFound when there is none."""
+        return await self._backend.event(event_id)
+
     async def task_status(self, task_id: str) -> TaskStatus:
         """A task's derived state (seed 004); NotFound when nothing was recorded for it."""
         return await self._backend.task_status(task_id)

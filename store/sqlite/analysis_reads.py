@@ -235,18 +235,18 @@ def _side_effects(
     [(counted,)] = yield aq.effects_count(scope, task_id)
     page = found[:limit]
     matches = [SideEffectMatch(kind=r[1], value=r[2], execution=rows.execution_from(r[3:])) for r in page]
-    last = page[-1] if page else None
-    more = len(found) > limit and last is not None
-    next_cursor = (
-        _encode_cursor(to_us(matches[-1].execution.started_at), int(last[0]), digest) if more else None
-    )
+    more = len(found) > limit and bool(page)
+
+    def cursor_after(count: int) -> str:
+        return _encode_cursor(to_us(matches[count - 1].execution.started_at), int(page[count - 1][0]), digest)
+
     return SideEffectPage(
         matches=matches,
         total=min(int(counted), aq.COUNT_CAP),
         total_exact=counted <= aq.COUNT_CAP,
         has_more=more,
-        next_cursor=next_cursor,
-    )
+        next_cursor=cursor_after(len(page)) if more else None,
+    ).with_cursor_after(cursor_after)
 
 
 # ---- failure groups ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from store.analysis import trace_outcome
 from store.backend import BackendOptions
 from store.dbapi import ReadPlan
 from store.errors import InvalidInput, NotFound
@@ -23,6 +24,7 @@ from store.models import (
     FinishRequest,
     FinishResult,
     LastFailed,
+    LifecycleEvent,
     RecordRequest,
     StartRequest,
     StartResult,
@@ -153,7 +155,7 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
             executions=executions, total=min(counted, q.COUNT_CAP), total_exact=counted <= q.COUNT_CAP,
             returned=len(executions), has_more=has_more,
             next_cursor=_next_cursor(page, filters) if has_more else None,
-        )  # fmt: skip
+        ).with_cursor_after(lambda count: _next_cursor(page[:count], filters))  # fmt: skip
 
     async def trace(self, trace_id: str) -> TraceView:
         return await self._readers.read(_trace(trace_id))
@@ -185,6 +187,18 @@ class SqliteBackend(TransferMixin, HistoryMixin, AnalysisMixin):
     async def timeline(self, task_id: str, limit: int) -> TaskTimeline:
         return await self._readers.read(_timeline(task_id, limit))
 
+    async def event(self, event_id: str) -> LifecycleEvent:
+        found = await self._readers.query(
+            f"SELECT {rows.EVENT_SELECT} FROM events WHERE event_id = ?", (event_id,)
+        )
+        if not found:
+            raise NotFound(
+                "event",
+                f"event_id {event_id}",
+                hint="tasks_by_trace and tasks_get list events with their ids.",
+            )
+        return rows.event_from(found[0])
+
 
 # ---- read plans (store.dbapi.ReadPlan: each runs in one read transaction) ------------------
 
@@ -193,11 +207,10 @@ def _trace(trace_id: str) -> ReadPlan[TraceView]:
     run_rows, event_rows = (yield q.trace_executions(trace_id)), (yield q.trace_events(trace_id))
     executions = [rows.execution_from(r[1:]) for r in run_rows]
     events = [rows.event_from(r[1:]) for r in event_rows]
-    top = [e for e in executions if e.parent_span_id is None] or executions
+    retry_count, final_status = trace_outcome(executions)
     return TraceView(
         trace_id=trace_id, found=bool(executions or events), executions=executions, events=events,
-        retry_count=sum(1 for e in executions if e.retry_of is not None),
-        final_status=max(top, key=lambda e: (e.attempt, e.started_at)).status if top else None,
+        retry_count=retry_count, final_status=final_status,
         execution_seqs=[int(r[0]) for r in run_rows], event_seqs=[int(r[0]) for r in event_rows],
     )  # fmt: skip
 

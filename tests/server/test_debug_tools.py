@@ -186,11 +186,34 @@ async def test_the_resources_attach_one_execution_and_one_trace(connect: Connect
         trace = await client.read_resource(f"task-history://trace/{failed['trace_id']}")
         with pytest.raises(MCPError, match="No execution with span_id"):
             await client.read_resource("task-history://execution/no-such-span")
-    assert templates == {"task-history://execution/{span_id}", "task-history://trace/{trace_id}"}
+    assert templates == {
+        "task-history://execution/{span_id}",
+        "task-history://trace/{trace_id}",
+        "task-history://event/{event_id}",
+    }
     document = json.loads(execution.contents[0].text)["document"]  # type: ignore[union-attr]
     assert document["content"]["structured"]["error"]["message"] == "boom " * 2000  # never clipped
     body = json.loads(trace.contents[0].text)  # type: ignore[union-attr]
     assert body["trace_id"] == failed["trace_id"] and len(body["executions"]) == 1 and not body["truncated"]
+
+
+async def test_clipped_event_data_names_the_event_resource_that_holds_all_of_it(connect: Connect) -> None:
+    """An event logged before any run has no span, so tasks_get cannot show it: the clipped data
+    names the event's own resource, which returns it whole."""
+    data = {"description": "line of the task description\n" * 300}
+    async with connect() as client:
+        logged = await ok(
+            client, "tasks_log_event", event_type="task_created", task_id="described", data=data
+        )
+        timeline = await ok(client, "tasks_timeline", task_id="described", detail="full")
+        [step] = timeline["steps"]
+        whole = step["data"]["whole"]
+        body = json.loads((await client.read_resource(whole)).contents[0].text)  # type: ignore[union-attr]
+        with pytest.raises(MCPError, match="No event with event_id"):
+            await client.read_resource("task-history://event/no-such-event")
+    assert whole == f"task-history://event/{logged['event_id']}" and "span_id" not in step
+    assert "steps[].data" in timeline["clipped_fields"] and "data.whole" in timeline["rest"]
+    assert body["data"] == data and body["event_type"] == "task_created"
 
 
 async def test_the_prompt_walks_from_last_failed_to_one_tasks_list(connect: Connect) -> None:

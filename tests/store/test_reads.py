@@ -57,6 +57,26 @@ async def test_lists_are_newest_first_and_cursors_walk_every_row_once(store: Sto
     assert seen == list(reversed(spans))
 
 
+async def test_a_page_says_where_a_page_after_its_first_rows_starts_even_after_newer_rows_arrive(
+    store: Store,
+) -> None:
+    """cursor_after(k) is for a reader whose budget kept k rows: it comes from this read's own
+    positions, so rows recorded since (newest first, so ahead of the page) shift nothing."""
+    spans = list(
+        reversed([await record(store, "t", minute, io={"files_written": ["a.txt"]}) for minute in range(8)])
+    )
+    page = await store.list_executions(limit=6)
+    effects = await store.side_effects("file", "a.txt", limit=6)
+    for minute in range(100, 104):
+        await record(store, "t", minute, io={"files_written": ["a.txt"]})
+    for kept in (1, 3, 6):
+        after = await store.list_executions(limit=10, cursor=page.cursor_after(kept))
+        assert [e.span_id for e in after.executions] == spans[kept:]
+        after_effects = await store.side_effects("file", "a.txt", limit=10, cursor=effects.cursor_after(kept))
+        assert [m.execution.span_id for m in after_effects.matches] == spans[kept:]
+    assert page.cursor_after(6) == page.next_cursor and page.cursor_after(0) is None
+
+
 async def test_a_list_counts_up_to_the_cap_then_says_its_total_is_a_lower_bound(store: Store) -> None:
     await asyncio.gather(*(record(store, "t", minute) for minute in range(COUNT_CAP + 1)))
     page = await store.list_executions(limit=5)
