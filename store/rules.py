@@ -98,7 +98,14 @@ def check_data(policy: Policy, field: str, value: Any) -> None:
 
 def _check_json_values(path: str, value: Any, depth: int) -> None:
     """Refuse what JSON cannot carry faithfully: NaN and infinities (they would be stored as
-    null), and nesting deeper than MAX_DATA_DEPTH."""
+    null), and nesting deeper than MAX_DATA_DEPTH; and NUL in text, which no field of the store
+    keeps (PostgreSQL cannot, and data such as data.error.message is copied into columns)."""
+    if type(value) is str and "\x00" in value:
+        raise InvalidInput(
+            path,
+            "contains a NUL character (\\x00), which the store does not keep",
+            hint="Remove it, or replace it with U+FFFD.",
+        )
     if type(value) is float and not math.isfinite(value):
         raise InvalidInput(
             path,
@@ -113,6 +120,8 @@ def _check_json_values(path: str, value: Any, depth: int) -> None:
                 hint="Flatten the data (dotted keys, or a JSON string for the deep part).",
             )
         if isinstance(value, dict):
+            for key in value:
+                _check_json_values(f"{path} (a key)", str(key), depth)
             children = ((f"{path}.{key}", item) for key, item in value.items())
         else:
             children = ((f"{path}[{index}]", item) for index, item in enumerate(value))

@@ -182,6 +182,7 @@ class Store:
 
     async def trace(self, trace_id: str) -> TraceView:
         """Everything recorded under one trace; an unknown trace is an empty view with found=False."""
+        _check_no_nul("trace_id", trace_id)
         key = trace_id.strip().lower()
         if not key:
             raise InvalidInput(
@@ -357,6 +358,7 @@ class Store:
                 hint="A timeline is of one task or one trace.",
             )
         _check_limit(limit, STORY_LIMIT_MAX)
+        _check_no_nul("trace_id", trace_id)
         trace = trace_id.strip().lower() if trace_id else None
         return await self._backend.story(task_id, trace, until, limit, before)
 
@@ -369,6 +371,7 @@ class Store:
         _check_limit(limit, EFFECTS_LIMIT_MAX)
         if not value:
             raise InvalidInput(kind, "is empty", hint="Name a file path, a directory ending in /, or a tool.")
+        _check_no_nul("tool_call" if kind == "tool" else "file", value)
         _check_window(since, until)
         return await self._backend.side_effects(kind, value, since, until, task_id, limit, cursor)
 
@@ -380,6 +383,15 @@ def _check_window(since: datetime | None, until: datetime | None) -> None:
             "until",
             f"{until.isoformat()} is before since ({since.isoformat()})",
             hint="Give since the window's start and until its end (until is exclusive), or swap them.",
+        )
+
+
+def _check_no_nul(field: str, value: str | None) -> None:
+    """A looked-up id or value with NUL in it: nothing stored holds one (store.models.Text), and
+    PostgreSQL refuses it even as a parameter, so both engines refuse it alike."""
+    if value is not None and "\x00" in value:
+        raise InvalidInput(
+            field, "contains a NUL character (\\x00), which no stored id or text holds", hint="Remove it."
         )
 
 

@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from store.dbapi import ReadPlan, run_plan_async
 from store.errors import StoreUnavailable
 from store.postgres.conninfo import connection_kwargs
-from store.postgres.tx import pg_sql
+from store.postgres.tx import nul_refused, pg_sql
 
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 T = TypeVar("T")
@@ -56,7 +56,8 @@ class PgReaderPool:
         """The statement's rows, or None when the pooled connection turned out to be dead."""
         conn = await self._pool.getconn()
         try:
-            cursor = await conn.execute(pg_sql(sql), params)
+            with nul_refused():
+                cursor = await conn.execute(pg_sql(sql), params)
             return await cursor.fetchall()
         except psycopg.OperationalError:
             if conn.broken:
@@ -114,7 +115,8 @@ class PgSnapshot:
         self._conn = conn
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        cursor = await self._conn.execute(pg_sql(sql), params)
+        with nul_refused():
+            cursor = await self._conn.execute(pg_sql(sql), params)
         return await cursor.fetchall()
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Any:

@@ -213,6 +213,27 @@ async def test_a_row_that_collides_with_a_different_one_is_reported_and_the_rest
     assert ours.execution.span_id in {e.span_id for e in kept.executions} and kept.total == 2
 
 
+@pytest.mark.parametrize("batch", [1, 1000])
+async def test_a_row_postgres_cannot_hold_is_reported_and_every_other_row_copied(
+    tmp_path: Path, postgres_url: str, batch: int
+) -> None:
+    """A SQLite file written before the store refused NUL may hold one; PostgreSQL cannot. The copy
+    reports that row and copies the rows and tables after it, in its batch or not."""
+    source = str(tmp_path / "source.db")
+    async with await Store.open(source) as store:
+        runs = [RecordRequest(task_id=f"t{n}", status="success", started_at=at(n)) for n in range(3)]
+        spans = [(await store.record(run)).execution.span_id for run in runs]
+        await log(store, "task_created", 5, "t0")
+    with sqlite3.connect(source) as conn:
+        conn.execute("UPDATE executions SET result = 'a' || char(0) || 'b' WHERE span_id = ?", (spans[1],))
+    report = await copy_history(source, postgres_url, batch=batch)
+    assert report.executions.copied == 2 and report.events.copied == 1 and report.tasks.copied == 3
+    [refused] = report.conflicts
+    assert spans[1] in refused and "NUL" in refused
+    async with await Store.open(postgres_url) as target:
+        assert {e.span_id for e in (await target.list_executions()).executions} == {spans[0], spans[2]}
+
+
 async def test_an_event_or_outcome_that_differs_under_the_same_id_is_a_conflict_not_a_skip(
     tmp_path: Path, postgres_url: str
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic import ValidationError
 
 from store import InvalidInput, Store, StoreUnavailable
 from store.admin import migrate
@@ -114,12 +116,20 @@ def test_a_postgres_migration_that_fails_midway_rolls_back_with_its_ledger_row(
 
 @pytest.mark.postgres
 async def test_text_with_a_nul_character_is_refused_on_postgres_naming_it(postgres_url: str) -> None:
-    """SQLite stores NUL characters; PostgreSQL cannot, so it refuses them by name, storing nothing."""
+    """PostgreSQL cannot store NUL characters. The requests refuse them on both engines, naming the
+    field; a record that reaches the engine with one anyway (an execution imported as it was
+    exported from an older SQLite file) is refused as the caller's error, storing nothing."""
+    with pytest.raises(ValidationError, match="result"):
+        FinishRequest(span_id="s", status="success", result="a\x00b")
     async with await Store.open(postgres_url) as store:
         started = (await store.start(StartRequest(task_id="t"))).execution
+        finished = (await store.finish(FinishRequest(span_id=started.span_id, status="success"))).execution
+        twin = finished.model_copy(
+            update={"span_id": str(uuid.uuid4()), "execution_id": "imported", "result": "a\x00b"}
+        )
         with pytest.raises(InvalidInput, match="NUL"):
-            await store.finish(FinishRequest(span_id=started.span_id, status="success", result="a\x00b"))
-        assert (await store.get(started.span_id)).execution.status == "running"
+            await store.import_execution(twin)
+        assert (await store.list_executions()).total == 1
 
 
 @pytest.mark.parametrize(
