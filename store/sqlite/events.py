@@ -307,7 +307,7 @@ def _running_worker(conn: Tx, task_id: str, worker_id: str) -> Execution | None:
     row = conn.execute(
         f"SELECT {EXECUTION_SELECT} FROM executions "
         "WHERE task_id = ? AND worker_id = ? AND status = 'running' "
-        "ORDER BY started_us DESC LIMIT 1",
+        "ORDER BY started_us DESC, seq DESC LIMIT 1",  # seq: of two started together, the later written
         (task_id, worker_id),
     ).fetchone()
     return rows.execution_from(row) if row else None

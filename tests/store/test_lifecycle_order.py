@@ -3,6 +3,7 @@ the events did to executions, the first outcome stands, and nothing well-formed 
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -222,6 +223,23 @@ async def test_a_worker_started_again_after_its_run_ended_opens_a_new_run(store:
     await log(store, "worker_failed", 2, worker_id="w1", error=error())
     again = await log(store, "worker_started", 3, worker_id="w1")
     assert again.opened_span_id is not None and again.closed_span_id is None
+
+
+async def test_of_two_running_runs_of_a_worker_started_together_its_end_closes_the_later_written(
+    store: Store,
+) -> None:
+    """An edited export can hold two running runs of one worker with the same start: the end closes
+    the later written of the two (seq breaks the tie, so both engines pick the same run)."""
+    await log(store, "task_started", 0)
+    first = await log(store, "worker_started", 1, worker_id="w1")
+    opened = (await store.get(first.opened_span_id or "")).execution
+    twin = opened.model_copy(
+        update={"span_id": str(uuid.uuid4()), "execution_id": "twin", "idempotency_key": None}
+    )
+    await store.import_execution(twin)
+    done = await log(store, "worker_completed", 2, worker_id="w1")
+    assert done.closed_span_id == twin.span_id
+    assert (await store.get(opened.span_id)).execution.status == "running"
 
 
 # ---- a repeated event_id -------------------------------------------------------------------
