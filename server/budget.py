@@ -133,6 +133,9 @@ class Sized(ToolResult):
     DROP_ORDER: ClassVar[tuple[str, ...]] = ()
     TRIM: ClassVar[tuple[str | tuple[str, int], ...]] = ()
     OMIT_NONE: ClassVar[bool] = False  # the newer answers leave out null fields instead of sending them
+    # False for an answer whose item is a record it always holds (tasks_get): its lists trimmed to
+    # nothing still leave an answer, not an empty page (fit_shaped's _emptied).
+    TRIMMED_LISTS_ARE_ITS_ITEMS: ClassVar[bool] = True
     _unfit_budget: int | None = PrivateAttr(default=None)  # set when no item fits (_nothing_fits)
 
     def trimmed(self, name: str, keep: int) -> Self:
@@ -301,6 +304,8 @@ def _nothing_fits(fitted: Fitted, max_tokens: int) -> Fitted:
 
 def _emptied(built: Sized, fitted: Sized) -> bool:
     """Whether fitting left out every item of `built`'s trimmed lists, and it had some."""
+    if not built.TRIMMED_LISTS_ARE_ITS_ITEMS:
+        return False
 
     def items(answer: Sized) -> int:
         names = {entry if isinstance(entry, str) else entry[0] for entry in answer.TRIM}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self, TypeVar
+from urllib.parse import quote
 
 from pydantic import Field, PrivateAttr
 
@@ -37,6 +38,12 @@ TEXT_ROWS = 20  # rows in a text rendering; structured content has every row it 
 EXECUTION_URI = "task-history://execution/{span_id}"
 TRACE_URI = "task-history://trace/{trace_id}"
 EVENT_URI = "task-history://event/{event_id}"
+
+
+def resource_uri(template: str, **ids: str) -> str:
+    """`template` with its ids percent-encoded: a caller's event_id or span_id may hold '/', '?' or
+    '#', which would otherwise make the URI name another resource or none (the SDK decodes them)."""
+    return template.format(**{name: quote(value, safe="") for name, value in ids.items()})
 
 
 def age(elapsed: timedelta) -> str:
@@ -266,7 +273,7 @@ class EventSummary(Part):
         fields = event.model_dump(include=set(cls.model_fields))
         if shape.detail != "summary":
             fields["data"] = shape.data(
-                event.data, f"{where}.data", EVENT_URI.format(event_id=event.event_id)
+                event.data, f"{where}.data", resource_uri(EVENT_URI, event_id=event.event_id)
             )
         return cls(**fields)
 
@@ -476,9 +483,8 @@ class TraceResult(Sized):
         if self.dropped_fields or self.clipped_fields:
             hints.append(f"One execution in full: tasks_get(span_id) or {EXECUTION_URI}.")
         hints += whole_event_hint(self)
-        hints.append(
-            f"The whole trace as one attachment: the resource {TRACE_URI.format(trace_id=self.trace_id)}."
-        )
+        whole = resource_uri(TRACE_URI, trace_id=self.trace_id)
+        hints.append(f"The whole trace as one attachment: the resource {whole}.")
         return " ".join(hints)
 
     def render(self) -> str:
@@ -752,6 +758,7 @@ class ExecutionDocument(Sized):
         *item_paths("events.*", EventSummary.DROPS[1:]),
     )
     TRIM = ("events",)
+    TRIMMED_LISTS_ARE_ITS_ITEMS = False  # the document is the item; its events may all go
 
     @classmethod
     def of(cls, detail: ExecutionDetail, document: dict[str, Any], shape: Shape = STANDARD) -> Self:
@@ -766,7 +773,7 @@ class ExecutionDocument(Sized):
 
     def rest_hint(self) -> str | None:
         s = self.document["content"]["structured"]
-        hints = [f"The whole record: the resource {EXECUTION_URI.format(span_id=s['span_id'])}."]
+        hints = [f"The whole record: the resource {resource_uri(EXECUTION_URI, span_id=s['span_id'])}."]
         if self.omitted:
             hints.append(f"Its events with the trace's: tasks_by_trace(trace_id='{s['trace_id']}').")
         return " ".join(hints)

@@ -13,7 +13,15 @@ from pydantic import Field, PrivateAttr
 from server.answer import Part
 from server.budget import Shape, Sized, decode_offsets, encode_offsets, item_paths
 from server.render import clip, counted, duration, plural, when
-from server.results import EVENT_URI, EXECUTION_URI, TEXT_ROWS, cut_note, no_end, whole_event_hint
+from server.results import (
+    EVENT_URI,
+    EXECUTION_URI,
+    TEXT_ROWS,
+    cut_note,
+    no_end,
+    resource_uri,
+    whole_event_hint,
+)
 from store.analysis import (
     FailureGroup,
     FailurePatterns,
@@ -330,14 +338,17 @@ class StepRow(Part):
     @classmethod
     def of(cls, step: Step, shape: Shape) -> Self:
         fields = step.model_dump(exclude={"files", "tools", "error", "data", "seq", "event_id"})
-        full_data = step.data and shape.detail == "full"
-        whole = EVENT_URI.format(event_id=step.event_id)
+        data = None
+        if step.data and shape.detail == "full":
+            data = shape.data(
+                step.data, "steps[].data", resource_uri(EVENT_URI, event_id=step.event_id or "")
+            )
         row = cls(
             **fields,
             error=shape.text(step.error, "message", "steps[].error", one_line=True),
             files=step.files or None,
             tools=step.tools or None,
-            data=shape.data(step.data, "steps[].data", whole) if full_data else None,
+            data=data,
         )
         row._key = step_key(step)
         return row

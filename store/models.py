@@ -32,30 +32,18 @@ Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 """A printable name or id: task ids, actors, slugs, span ids given by callers."""
 
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError(
-            "contains a NUL character (\\x00), which the store does not keep (PostgreSQL cannot hold it "
-            "in text): remove it, or replace it with U+FFFD"
-        )
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-"""Free text a caller sends: any characters but NUL, on both engines alike."""
-
-ShortText = Annotated[Text, Field(max_length=500)]
+ShortText = Annotated[str, Field(max_length=500)]
 
 INT64_MAX = 2**63 - 1
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 """A count a database column holds: SQLite and PostgreSQL integers are 64-bit."""
 
-TOKENS_MAX = 10**12
-TokenCount = Annotated[int, Field(ge=0, le=TOKENS_MAX)]
-"""Tokens of one run: a trillion at most, so the sums tasks_stats reports fit 64 bits for any history
-(9 million runs at the cap in one group). SQLite's SUM stops with an error past 2**63 where
-PostgreSQL's goes on, and two runs of 2**62 tokens each once made every statistics call fail."""
+USAGE_MAX = 10**12
+"""The most tokens (or cost) one run records, and counts in statistics: a trillion. The sums
+tasks_stats reports then fit 64 bits for any history (9 million runs at the cap in one group):
+SQLite's SUM stops with an error past 2**63 where PostgreSQL's goes on, and two runs of 2**62 tokens
+each once made every statistics call fail. Checked on the write path (store.rules) and clamped in
+the sums, so a record stored before the cap still reads and counts (as the cap)."""
 
 
 class _Model(BaseModel):
@@ -65,9 +53,9 @@ class _Model(BaseModel):
 class ErrorInput(_Model):
     """What a caller says about a failure; the store adds stack_hash."""
 
-    type: Annotated[Text, Field(min_length=1, max_length=300, description="exception class, e.g. KeyError")]
-    message: Annotated[Text, Field(min_length=1, description="the error message")]
-    stack: Text | None = Field(default=None, description="the traceback text, if any")
+    type: Annotated[str, Field(min_length=1, max_length=300, description="exception class, e.g. KeyError")]
+    message: Annotated[str, Field(min_length=1, description="the error message")]
+    stack: str | None = Field(default=None, description="the traceback text, if any")
 
 
 class ErrorInfo(_Model):
@@ -83,7 +71,7 @@ class Retrieval(_Model):
     memory_count: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
         default=None, description="how many memories were retrieved; must equal len(parents) when given"
     )
-    query: Text | None = Field(default=None, description="the retrieval query text")
+    query: str | None = Field(default=None, description="the retrieval query text")
     filters: dict[str, Any] | None = Field(default=None, description="the filters it used, as JSON")
     latency_ms: Count | None = Field(default=None, description="how long it took")
     source: list[ShortText] = Field(default_factory=list, description="where from, e.g. experiences")
@@ -101,8 +89,8 @@ class IOEffects(_Model):
 class Usage(_Model):
     """Model usage of the execution (OpenTelemetry gen_ai.usage.*)."""
 
-    input_tokens: TokenCount | None = Field(default=None, description="prompt tokens")
-    output_tokens: TokenCount | None = Field(default=None, description="completion tokens")
+    input_tokens: Count | None = Field(default=None, description="prompt tokens")
+    output_tokens: Count | None = Field(default=None, description="completion tokens")
     cost: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
         default=None, description="in the caller's currency"
     )
@@ -128,7 +116,7 @@ class StartRequest(_Model):
     span_id: str | None = None
     parent_span_id: Identifier | None = None
     retry_of: Identifier | None = None
-    idempotency_key: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     scheduled_at: Timestamp | None = None
     started_at: Timestamp | None = None
     retrieval: Retrieval | None = None
@@ -145,7 +133,7 @@ class FinishRequest(_Model):
     span_id: Identifier
     status: FinalStatus
     error: ErrorInput | None = None
-    result: Text | None = None
+    result: str | None = None
     io: IOEffects | None = None
     usage: Usage | None = None
     ended_at: Timestamp | None = None
@@ -158,7 +146,7 @@ class RecordRequest(StartRequest):
     status: FinalStatus
     ended_at: Timestamp | None = None
     error: ErrorInput | None = None
-    result: Text | None = None
+    result: str | None = None
     io: IOEffects | None = None
     usage: Usage | None = None
 

@@ -14,6 +14,7 @@ from store.errors import Conflict, InvalidInput
 from store.fingerprint import stack_hash
 from store.ids import derived_idempotency_key, execution_id, is_uuid4, require_uuid4, session_id, slugify
 from store.models import (
+    USAGE_MAX,
     ErrorInfo,
     ErrorInput,
     Execution,
@@ -98,14 +99,7 @@ def check_data(policy: Policy, field: str, value: Any) -> None:
 
 def _check_json_values(path: str, value: Any, depth: int) -> None:
     """Refuse what JSON cannot carry faithfully: NaN and infinities (they would be stored as
-    null), and nesting deeper than MAX_DATA_DEPTH; and NUL in text, which no field of the store
-    keeps (PostgreSQL cannot, and data such as data.error.message is copied into columns)."""
-    if type(value) is str and "\x00" in value:
-        raise InvalidInput(
-            path,
-            "contains a NUL character (\\x00), which the store does not keep",
-            hint="Remove it, or replace it with U+FFFD.",
-        )
+    null), and nesting deeper than MAX_DATA_DEPTH. (NUL in text: store.store.check_encodable.)"""
     if type(value) is float and not math.isfinite(value):
         raise InvalidInput(
             path,
@@ -120,8 +114,6 @@ def _check_json_values(path: str, value: Any, depth: int) -> None:
                 hint="Flatten the data (dotted keys, or a JSON string for the deep part).",
             )
         if isinstance(value, dict):
-            for key in value:
-                _check_json_values(f"{path} (a key)", str(key), depth)
             children = ((f"{path}.{key}", item) for key, item in value.items())
         else:
             children = ((f"{path}[{index}]", item) for index, item in enumerate(value))
@@ -148,15 +140,28 @@ def check_start_limits(policy: Policy, req: StartRequest) -> None:
 
 
 def check_outcome_limits(
-    policy: Policy, error: ErrorInput | None, result: str | None, io: IOEffects | None
+    policy: Policy, error: ErrorInput | None, result: str | None, io: IOEffects | None, usage: Usage | None
 ) -> None:
     check_text(policy, "result", result)
+    check_usage(usage)
     if error is not None:
         check_text(policy, "error.message", error.message)
         check_text(policy, "error.stack", error.stack)
     if io is not None:
         for name in ("files_written", "artifact_ids", "tool_calls", "script_runs"):
             check_list(policy, f"io.{name}", getattr(io, name))
+
+
+def check_usage(usage: Usage | None) -> None:
+    """A run's tokens and cost up to USAGE_MAX, so the statistics' sums stay within 64 bits."""
+    for name in ("input_tokens", "output_tokens", "cost"):
+        value = getattr(usage, name) if usage is not None else None
+        if value is not None and value > USAGE_MAX:
+            raise InvalidInput(
+                f"usage.{name}",
+                f"is {value:,}; one run records at most {USAGE_MAX:,} (a trillion)",
+                hint="Send the run's own usage; a sum over many runs is what tasks_stats reports.",
+            )
 
 
 # ---- clocks ----------------------------------------------------------------------------
@@ -327,7 +332,7 @@ def finished(
     now: datetime,
 ) -> Execution:
     """`execution` closed with the outcome in `req`."""
-    check_outcome_limits(policy, req.error, req.result, req.io)
+    check_outcome_limits(policy, req.error, req.result, req.io, req.usage)
     check_not_future("ended_at", req.ended_at, now)
     ended = req.ended_at or now
     if ended < execution.started_at:

@@ -401,7 +401,9 @@ def _check_limit(limit: int, maximum: int) -> None:
 
 
 def check_encodable(model: BaseModel) -> None:
-    """Refuse text that cannot be stored as UTF-8 (lone surrogates from a broken client)."""
+    """Refuse text that cannot be stored as UTF-8 (lone surrogates from a broken client), and
+    text holding NUL, which PostgreSQL cannot store: every write and import passes here, so both
+    engines refuse the same records, naming the field."""
     try:
         if _plainly_encodable(model):
             return
@@ -411,18 +413,30 @@ def check_encodable(model: BaseModel) -> None:
     try:
         # Every string inside (keys too) lands in this text unescaped, so one C-speed encode
         # finds whether any is bad; only then is the walk below needed, to name the field.
-        json.dumps(dumped, ensure_ascii=False, default=str).encode("utf-8")
+        text = json.dumps(dumped, ensure_ascii=False, default=str)
+        text.encode("utf-8")
     except (UnicodeEncodeError, TypeError, ValueError):
         pass
     else:
-        return
-    bad = _unencodable_path(dumped, "")
-    if bad is not None:
-        raise InvalidInput(
-            bad or "input",
-            "contains text that is not valid UTF-8 (a lone surrogate such as \\ud800)",
-            hint="Send well-formed Unicode text; decode bytes with errors='replace' before sending.",
-        )
+        if "\\u0000" not in text:  # json.dumps writes a NUL as that escape
+            return
+    found = _unstorable_path(dumped, "")
+    if found is not None:
+        path, why = found
+        problem, hint = _UNSTORABLE[why]
+        raise InvalidInput(path or "input", problem, hint=hint)
+
+
+_UNSTORABLE = {
+    "surrogate": (
+        "contains text that is not valid UTF-8 (a lone surrogate such as \\ud800)",
+        "Send well-formed Unicode text; decode bytes with errors='replace' before sending.",
+    ),
+    "nul": (
+        "contains a NUL character (\\x00), which the store does not keep (PostgreSQL cannot hold it)",
+        "Remove it, or replace it with U+FFFD.",
+    ),
+}
 
 
 _ATOMS = frozenset({type(None), bool, int, float, datetime})
@@ -430,21 +444,18 @@ _ATOMS = frozenset({type(None), bool, int, float, datetime})
 
 
 def _plainly_encodable(value: Any) -> bool:
-    """True when every string inside `value` (dict keys too) encodes as UTF-8, walking the
-    models' own fields: a few microseconds where model_dump and json.dumps take several times
-    that on every write. False when a string does not, or when the walk meets something it does
-    not know (a str or dict subclass, a set, extra or computed model fields): then the full
+    """True when every string inside `value` (dict keys too) encodes as UTF-8 and holds no NUL,
+    walking the models' own fields: a few microseconds where model_dump and json.dumps take several
+    times that on every write. False when a string does not, or when the walk meets something it
+    does not know (a str or dict subclass, a set, extra or computed model fields): then the full
     check above decides, exactly as before."""
     kind = type(value)
     if kind is str:
-        return value.isascii() or _encodes(value)
+        return _storable(value)
     if kind in _ATOMS:
         return True
     if kind is dict:
-        return all(
-            type(k) is str and (k.isascii() or _encodes(k)) and _plainly_encodable(v)
-            for k, v in value.items()
-        )
+        return all(type(k) is str and _storable(k) and _plainly_encodable(v) for k, v in value.items())
     if kind is list or kind is tuple:
         return all(map(_plainly_encodable, value))
     if isinstance(value, BaseModel):
@@ -452,6 +463,10 @@ def _plainly_encodable(value: Any) -> bool:
             return False
         return all(map(_plainly_encodable, value.__dict__.values()))
     return False
+
+
+def _storable(text: str) -> bool:
+    return "\x00" not in text and (text.isascii() or _encodes(text))
 
 
 def _encodes(text: str) -> bool:
@@ -462,18 +477,18 @@ def _encodes(text: str) -> bool:
     return True
 
 
-def _unencodable_path(value: Any, path: str) -> str | None:
+def _unstorable_path(value: Any, path: str) -> tuple[str, str] | None:
+    """The path of the first string (or key) inside `value` that cannot be stored, and why."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path
-        return None
+        if "\x00" in value:
+            return path, "nul"
+        return None if _encodes(value) else (path, "surrogate")
     items: Iterable[tuple[str, Any]] = ()
     if isinstance(value, dict):
+        for key in value:
+            if (found := _unstorable_path(key, path)) is not None:
+                return path or "input", found[1]
         items = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
-        if any(_unencodable_path(k, path) is not None for k in value):
-            return path or "input"
     elif isinstance(value, (list, tuple)):
         items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
-    return next((found for p, v in items if (found := _unencodable_path(v, p)) is not None), None)
+    return next((found for p, v in items if (found := _unstorable_path(v, p)) is not None), None)

@@ -165,13 +165,16 @@ def in_group(scope: Query, group_by: str | None, key: Any) -> Query:
     return f"{where} AND {column} = ?", [*params, key]
 
 
+_USAGE_SUMS = ", ".join(f"SUM({run_tallies.clamped(c)})" for c in ("input_tokens", "output_tokens", "cost"))
+
+
 def stats_counts(scope: Query, group_by: str | None) -> Query:
     """Runs by (group,) status and attempt, with measured durations and token sums."""
     where, params = scope
     keys = ([_GROUP_KEYS[group_by]] if group_by else []) + ["status || ''", "attempt + 0"]
     sql = (
-        f"SELECT {', '.join(keys)}, COUNT(*), COUNT(duration_ms), SUM(input_tokens), SUM(output_tokens), "
-        f"SUM(cost) FROM executions WHERE {where} GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}"
+        f"SELECT {', '.join(keys)}, COUNT(*), COUNT(duration_ms), {_USAGE_SUMS} "
+        f"FROM executions WHERE {where} GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}"
     )
     return sql, params
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from store.models import USAGE_MAX
+
 Dialect = Literal["sqlite", "postgres"]
 
 KEY = "child, task_id, task_type_key, actor_key, status, attempt"
@@ -50,6 +52,12 @@ def decoded(key_column: str) -> str:
     return f"CASE WHEN {key_column} = '' THEN NULL ELSE substr({key_column}, 2) END"
 
 
+def clamped(column: str) -> str:
+    """A run's tokens or cost as statistics count them: at most USAGE_MAX, which writes may not
+    pass, so a record stored before that cap neither overflows a sum nor stops the migration."""
+    return f"CASE WHEN {column} > {USAGE_MAX} THEN {USAGE_MAX} ELSE {column} END"
+
+
 def _key_of(r: str) -> list[str]:
     """The key columns' values for row `r` (NEW, OLD, or a table alias), in KEY's order."""
     child = f"CASE WHEN {r}.worker_id IS NULL AND {r}.parent_span_id IS NULL THEN 0 ELSE 1 END"
@@ -68,9 +76,9 @@ def _amounts_of(r: str) -> list[str]:
     return [
         "1",
         f"CASE WHEN {r}.duration_ms IS NULL THEN 0 ELSE 1 END",
-        f"COALESCE({r}.input_tokens, 0)",
-        f"COALESCE({r}.output_tokens, 0)",
-        f"COALESCE({r}.cost, 0)",
+        f"COALESCE({clamped(f'{r}.input_tokens')}, 0)",
+        f"COALESCE({clamped(f'{r}.output_tokens')}, 0)",
+        f"COALESCE({clamped(f'{r}.cost')}, 0)",
     ]
 
 
@@ -149,8 +157,8 @@ def postgres_triggers() -> tuple[str, ...]:
 
 _BACKFILL = (
     f"INSERT INTO run_tallies ({_COLUMNS}) SELECT {', '.join(_key_of('x'))}, COUNT(*), COUNT(x.duration_ms), "
-    "COALESCE(SUM(x.input_tokens), 0), COALESCE(SUM(x.output_tokens), 0), COALESCE(SUM(x.cost), 0) "
-    "FROM executions AS x GROUP BY 1, 2, 3, 4, 5, 6"
+    f"COALESCE(SUM({clamped('x.input_tokens')}), 0), COALESCE(SUM({clamped('x.output_tokens')}), 0), "
+    f"COALESCE(SUM({clamped('x.cost')}), 0) FROM executions AS x GROUP BY 1, 2, 3, 4, 5, 6"
 )
 
 

@@ -146,3 +146,33 @@ async def test_later_pages_of_a_trace_tell_its_outcome_as_the_first_page_saw_it(
         fresh = await ok(client, "tasks_by_trace", trace_id=started["trace_id"])
     assert pages and all((p["retry_count"], p["final_status"]) == (0, "failed") for p in pages)
     assert (fresh["retry_count"], fresh["final_status"]) == (1, "success")
+
+
+async def test_tasks_get_holds_its_record_when_no_event_fits_and_points_at_the_whole(
+    connect: Connect,
+) -> None:
+    """The document is tasks_get's item: events the budget leaves out leave an answer, not an empty
+    page, so its rest names the record's resource rather than saying nothing fits. (A document that
+    nearly fills the budget on its own: a long name, error type and message, and a result.)"""
+    async with connect() as client:
+        task = {"task_id": "t" * 20, "task_name": "名" * 100, "actor": "a" * 20, "task_type": "y" * 20}
+        started = await ok(client, "tasks_start", **task)
+        for n in range(3):
+            await ok(
+                client, "tasks_log_event", event_type="acme.note", task_id=task["task_id"],
+                span_id=started["span_id"], data={"n": n},
+            )  # fmt: skip
+        error = {"type": "E" * 10, "message": "boom " * 400}
+        await ok(
+            client,
+            "tasks_finish",
+            span_id=started["span_id"],
+            status="failed",
+            error=error,
+            result="r" * 3000,
+        )
+        content, _ = await answer(client, "tasks_get", span_id=started["span_id"], max_tokens=MIN_MAX_TOKENS)
+    assert content["document"]["content"]["structured"]["span_id"] == started["span_id"]
+    assert content["events"] == [] and content["omitted"] == 3
+    assert "Not one item fits" not in content["rest"]
+    assert f"task-history://execution/{started['span_id']}" in content["rest"]

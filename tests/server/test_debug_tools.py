@@ -216,6 +216,19 @@ async def test_clipped_event_data_names_the_event_resource_that_holds_all_of_it(
     assert body["data"] == data and body["event_type"] == "task_created"
 
 
+async def test_an_event_resource_uri_encodes_the_event_id(connect: Connect) -> None:
+    """A caller's event_id may hold '/', '?' or '#': the URI a clipped answer hands out still names it."""
+    async with connect() as client:
+        for n, event_id in enumerate(("build/42", "x?y#z", "100%")):
+            await ok(
+                client, "tasks_log_event", event_type="acme.note", task_id=f"t{n}", event_id=event_id,
+                data={"blob": "z" * 5_000},
+            )  # fmt: skip
+            [step] = (await ok(client, "tasks_timeline", task_id=f"t{n}", detail="full"))["steps"]
+            body = json.loads((await client.read_resource(step["data"]["whole"])).contents[0].text)  # type: ignore[union-attr]
+            assert body["event_id"] == event_id and body["data"] == {"blob": "z" * 5_000}
+
+
 async def test_the_prompt_walks_from_last_failed_to_one_tasks_list(connect: Connect) -> None:
     async with connect() as client:
         [prompt] = (await client.list_prompts()).prompts

@@ -131,7 +131,17 @@ BAD_CALLS: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "tasks_record",
         {"task_id": "t", "started_at": T0, "status": "success", "usage": {"input_tokens": 2**62 + 1}},
-        ["usage.input_tokens", "less than or equal to 1000000000000"],
+        ["usage.input_tokens", "at most 1,000,000,000,000"],
+    ),
+    (
+        "tasks_record",
+        {"task_id": "t", "started_at": T0, "status": "success", "usage": {"cost": 1e308}},
+        ["usage.cost", "at most 1,000,000,000,000"],
+    ),
+    (
+        "tasks_record",
+        {"task_id": "t", "started_at": T0, "status": "success", "usage": {"input_tokens": 2**63}},
+        ["usage.input_tokens", "less than or equal to 9223372036854775807"],
     ),
     (
         "tasks_record",

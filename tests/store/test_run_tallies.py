@@ -18,7 +18,15 @@ import pytest
 from every_write import T0, raw, write_every_kind
 
 from store import Store
-from store.models import EventRequest, FinishRequest, RecordRequest, StartRequest, Usage
+from store.models import (
+    USAGE_MAX,
+    EventRequest,
+    ExecutionFilter,
+    FinishRequest,
+    RecordRequest,
+    StartRequest,
+    Usage,
+)
 from store.records import Retention
 from store.retention import prune
 from store.sqlite import analysis_queries as aq
@@ -218,3 +226,24 @@ async def test_the_migration_backfills_the_tallies_of_an_old_database(db_path: P
         derived.rebuild(conn)
         assert set(conn.execute(TALLIES_SQL)) == before
     assert_tallies_agree(str(db_path))
+
+
+async def test_the_migration_counts_runs_stored_past_the_usage_cap_as_the_cap(db_path: Path) -> None:
+    """Two runs of 2**62 tokens (allowed before the cap) would overflow a 64-bit sum and stop the
+    store from opening; the tallies count each as USAGE_MAX, as the windowed sums do."""
+    async with await Store.open(str(db_path)) as store:
+        await write_what_statistics_count(store, lambda: None)
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        conn.execute("UPDATE executions SET input_tokens = ? WHERE task_id = 'tallied'", (2**62,))
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE name LIKE 'tr_run_tallies%'"
+        ).fetchall():
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP TABLE run_tallies")
+        conn.execute("DELETE FROM schema_migrations WHERE name = '0012_run_tallies'")
+    async with await Store.open(str(db_path)) as store:
+        [group] = (await store.stats(task_id="tallied")).groups
+        runs = (await store.list_executions(ExecutionFilter(task_id="tallied"), limit=100)).executions
+        assert group.input_tokens == USAGE_MAX * sum(
+            1 for e in runs if e.worker_id is None and e.parent_span_id is None
+        )

@@ -16,7 +16,7 @@ from store.fingerprint import _digest_of_frames, stack_hash
 from store.ids import execution_id, session_id
 from store.models import ErrorInput, FinishRequest, Retrieval, StartRequest
 from store.scrub import _scrub_text, scrub_text
-from store.store import _unencodable_path, check_encodable
+from store.store import _unstorable_path, check_encodable
 from store.timeutil import iso_z
 
 
@@ -41,20 +41,29 @@ ATTRIBUTES: list[dict[str, Any]] = [
     {"set": {"a"}},
     {"nested": {"k": {"x": ["y", 1, None]}}},
     {"deep": [[[[[[[[["x\ud800"]]]]]]]]]},
+    {"nul": "a\x00b"},
+    {"key\x00": 1},
+    {"deep": [[{"x": ["y\x00"]}]]},
+    {"escaped, not a NUL": "a\\u0000b"},
 ]
 
 
 def full_check(model: Any) -> str | None:
-    """What check_encodable decided before the walk: the field named by the full check, if any."""
+    """What the full check decides, without the walk: the field it names, if any (a string that is
+    not UTF-8, or one holding NUL, which json.dumps writes as the escape \\u0000)."""
     import json
 
     dumped = model.model_dump()
     try:
-        json.dumps(dumped, ensure_ascii=False, default=str).encode("utf-8")
+        text = json.dumps(dumped, ensure_ascii=False, default=str)
+        text.encode("utf-8")
     except (UnicodeEncodeError, TypeError, ValueError):
-        bad = _unencodable_path(dumped, "")
-        return None if bad is None else bad or "input"
-    return None
+        pass
+    else:
+        if "\\u0000" not in text:
+            return None
+    found = _unstorable_path(dumped, "")
+    return None if found is None else found[0] or "input"
 
 
 @pytest.mark.parametrize("attributes", ATTRIBUTES, ids=range(len(ATTRIBUTES)))
