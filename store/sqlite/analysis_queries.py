@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from store.analysis import PERCENTILES
+from store.sqlite import run_tallies
 
 # tasks_side_effects counts as far as tasks_list does
-from store.sqlite import run_tallies
 from store.sqlite.queries import COUNT_CAP as COUNT_CAP
 from store.sqlite.rows import EVENT_SELECT, EXECUTION_SELECT
 
