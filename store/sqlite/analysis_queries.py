@@ -64,6 +64,22 @@ def failure_groups(window: Query, limit: int, offset: int, *, by_range: bool = F
     return sql, [*params, limit, offset]
 
 
+def ranked_groups(limit: int, offset: int) -> Query:
+    """failure_groups' rows over all time, from store.sqlite.failure_groups: the same columns in
+    the same order, ranked from the groups' own counts rather than grouped from every failure."""
+    sql = (
+        "SELECT fingerprint, n, first_us, last_us, fixed, COUNT(*) OVER (), SUM(n) OVER (), "
+        "MIN(first_us) OVER () FROM failure_groups "
+        "ORDER BY n DESC, last_us DESC, fingerprint LIMIT ? OFFSET ?"
+    )
+    return sql, [limit, offset]
+
+
+def ranked_totals() -> Query:
+    """failure_totals over all time, from the groups."""
+    return "SELECT COALESCE(SUM(n), 0), COUNT(*), MIN(first_us) FROM failure_groups", []
+
+
 def failure_totals(window: Query) -> Query:
     """Failures, groups and the first failure of the window (when failure_groups returns no row)."""
     where, params = window

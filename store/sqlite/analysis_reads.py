@@ -127,12 +127,17 @@ def _failure_patterns(
     task_id: str | None, since: datetime | None, until: datetime | None, limit: int, offset: int, end_now: int
 ) -> ReadPlan[FailurePatterns]:
     window = aq.failure_window(task_id, _us(since), _us(until))
+    all_time = task_id is None and since is None and until is None  # store.sqlite.failure_groups
     by_range = yield from _few_failures(window, task_id, since, until)
-    found = yield aq.failure_groups(window, limit, offset, by_range=by_range)
+    found = (
+        yield aq.ranked_groups(limit, offset)
+        if all_time
+        else aq.failure_groups(window, limit, offset, by_range=by_range)
+    )
     if found:  # each row carries the window's totals
         distinct, failures, first_us = found[0][5:]
     else:  # past the last group, or none
-        [(failures, distinct, first_us)] = yield aq.failure_totals(window)
+        [(failures, distinct, first_us)] = yield aq.ranked_totals() if all_time else aq.failure_totals(window)
     start = _us(since) if since is not None else first_us
     end = _us(until) if until is not None else end_now
     width = bucket_width_us(start, end) if start is not None else 1_000_000

@@ -23,7 +23,7 @@ from store.analysis import IO_FIELDS, directories_of, failure_fingerprint, side_
 from store.dbapi import Tx
 from store.fingerprint import normalize_message
 from store.models import Execution
-from store.sqlite import failure_stacks, run_tallies
+from store.sqlite import failure_groups, failure_stacks, run_tallies
 from store.timeutil import to_us
 
 _FAILURES = """
@@ -137,13 +137,13 @@ def _directories(path: str | None) -> str:
 
 
 def rebuild(conn: sqlite3.Connection) -> None:
-    """Recompute both tables, store.sqlite.failure_stacks and store.sqlite.run_tallies from the
-    executions, for loaders that bulk-insert rows around the store (the benchmarks do). Runs in the
-    caller's transaction, if any."""
+    """Recompute both tables, and store.sqlite's failure_groups, failure_stacks and run_tallies,
+    from the executions, for loaders that bulk-insert rows around the store (the benchmarks do).
+    Runs in the caller's transaction, if any."""
     register_functions(conn)
     conn.execute("DELETE FROM side_effects")
     conn.execute("DELETE FROM failures")
-    for statement in (*BACKFILL, *failure_stacks.REBUILD, *run_tallies.REBUILD):
+    for statement in (*BACKFILL, *failure_groups.REBUILD, *failure_stacks.REBUILD, *run_tallies.REBUILD):
         conn.execute(statement)
 
 

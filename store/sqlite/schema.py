@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
-from store.sqlite import derived, failure_stacks, run_tallies
+from store.sqlite import derived, failure_groups, failure_stacks, run_tallies
 from store.timeutil import now_utc, to_us
 
 
@@ -275,6 +275,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0012_run_tallies",
         run_tallies.statements("sqlite"),
         postgres=run_tallies.statements("postgres"),
+    ),
+    # tasks_failure_patterns over all time in O(groups): failures counted per fingerprint by
+    # triggers on `failures` (store.sqlite.failure_groups), not grouped from all of them per call.
+    Migration(
+        "0013_failure_groups",
+        failure_groups.statements("sqlite"),
+        postgres=failure_groups.statements("postgres"),
     ),
 )  # fmt: skip
 

@@ -332,7 +332,7 @@ def statements_of_patterns(
     [
         (None, WINDOW, aq.NARROW_WINDOW_FAILURES, True),  # a window of few failures: its range
         (None, WINDOW, 5, False),  # as many as the cap or more: walked in group order
-        (None, None, aq.NARROW_WINDOW_FAILURES, False),  # all of time: walked, and not counted
+        (None, None, aq.NARROW_WINDOW_FAILURES, None),  # all of time: ranked from failure_groups
         ("task-10", WINDOW, aq.NARROW_WINDOW_FAILURES, False),  # one task: ix_failures_task's range
     ],
 )
@@ -342,15 +342,19 @@ def test_failure_patterns_group_a_narrow_window_from_its_time_range(
     task_id: str | None,
     window: tuple[int, int] | None,
     cap: int,
-    by_range: bool,
+    by_range: bool | None,
 ) -> None:
     monkeypatch.setattr(aq, "NARROW_WINDOW_FAILURES", cap)
     ran = statements_of_patterns(db, task_id, window)
     counted = [sql for sql in ran if "AS capped" in sql]
     groups = [sql for sql in ran if "GROUP BY 1 ORDER BY COUNT(*) DESC" in sql]
-    assert len(groups) == 1
-    assert ("fingerprint || ''" in groups[0]) is by_range
+    ranked = [sql for sql in ran if "FROM failure_groups ORDER BY n DESC" in sql]
     assert len(counted) == (1 if task_id is None and window else 0)
+    if by_range is None:  # all of time: no failure is grouped per call
+        assert (len(groups), len(ranked)) == (0, 1)
+        return
+    assert (len(groups), len(ranked)) == (1, 0)
+    assert ("fingerprint || ''" in groups[0]) is by_range
 
 
 def test_a_high_percentile_walks_from_the_top() -> None:
