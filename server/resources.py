@@ -13,7 +13,8 @@ An unknown id is a resource-not-found error naming the tool that lists real ones
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -28,18 +29,25 @@ from store.experience import to_document
 TRACE_MAX_EXECUTIONS = 200
 TRACE_MAX_EVENTS = 2_000
 MIME = "application/json"
+T = TypeVar("T")
+
+
+async def _looked_up(lookup: Awaitable[T], missing: str) -> T:
+    """What `lookup` found; a resource-not-found error saying `missing` when it found nothing."""
+    try:
+        return await lookup
+    except NotFound as error:
+        raise ResourceNotFoundError(missing) from error
+    except StoreError as error:
+        raise ResourceError(str(error)) from error
 
 
 async def execution_resource(span_id: str, ctx: Context) -> str:
     """The execution as its seed 002 TASK_EXECUTION document, with its lifecycle events."""
-    try:
-        record = await store_of(ctx).get(span_id)
-    except NotFound as error:
-        raise ResourceNotFoundError(
-            f"No execution with span_id {span_id}; tasks_list and tasks_last_failed show span_ids."
-        ) from error
-    except StoreError as error:
-        raise ResourceError(str(error)) from error
+    record = await _looked_up(
+        store_of(ctx).get(span_id),
+        f"No execution with span_id {span_id}; tasks_list and tasks_last_failed show span_ids.",
+    )
     events = [e.model_dump(mode="json") for e in record.events]
     return compact_json({"document": to_document(record.execution), "events": events})
 
@@ -72,14 +80,10 @@ async def trace_resource(trace_id: str, ctx: Context) -> str:
 
 async def event_resource(event_id: str, ctx: Context) -> str:
     """One lifecycle event as recorded, its data whole."""
-    try:
-        event = await store_of(ctx).event(event_id)
-    except NotFound as error:
-        raise ResourceNotFoundError(
-            f"No event with event_id {event_id}; tasks_by_trace and tasks_get show event_ids."
-        ) from error
-    except StoreError as error:
-        raise ResourceError(str(error)) from error
+    event = await _looked_up(
+        store_of(ctx).event(event_id),
+        f"No event with event_id {event_id}; tasks_by_trace and tasks_get show event_ids.",
+    )
     return compact_json(event.model_dump(mode="json"))
 
 

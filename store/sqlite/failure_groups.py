@@ -12,7 +12,10 @@ backfills and the bulk loaders' rebuild."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
+
+from store.sqlite import row_triggers
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -53,54 +56,25 @@ _FUNCTIONS: dict[Dialect, dict[str, str]] = {
     "sqlite": {"least": "MIN", "greatest": "MAX"},
     "postgres": {"least": "LEAST", "greatest": "GREATEST"},
 }
-_WATCHED = "fingerprint, started_us, fixed_us"
+_WATCHED = ("fingerprint", "started_us", "fixed_us")
 
 
-def _add(dialect: Dialect, r: str) -> str:
-    return _ADD.format(r=r, **_FUNCTIONS[dialect])
+def _added(dialect: Dialect, r: str) -> list[str]:
+    return [_ADD.format(r=r, **_FUNCTIONS[dialect])]
 
 
 def _removed(r: str) -> list[str]:
     return [statement.format(r=r) for statement in _REMOVE]
 
 
-def _changed(distinct: str) -> str:
-    return " OR ".join(f"OLD.{c} {distinct} NEW.{c}" for c in _WATCHED.split(", "))
-
-
 def sqlite_triggers() -> tuple[str, ...]:
-    def trigger(name: str, event: str, body: list[str], when: str = "") -> str:
-        statements = "".join(f"{s};\n" for s in body)
-        return f"CREATE TRIGGER {name} AFTER {event} ON failures{when}\nBEGIN\n{statements}END"
-
-    return (
-        trigger("tr_failure_groups_insert", "INSERT", [_add("sqlite", "NEW")]),
-        trigger(
-            "tr_failure_groups_update", f"UPDATE OF {_WATCHED}", [*_removed("OLD"), _add("sqlite", "NEW")],
-            f" WHEN {_changed('IS NOT')}",
-        ),
-        trigger("tr_failure_groups_delete", "DELETE", _removed("OLD")),
-    )  # fmt: skip
+    added = partial(_added, "sqlite")
+    return row_triggers.sqlite_triggers("failure_groups", "failures", added, _removed, _WATCHED)
 
 
 def postgres_triggers() -> tuple[str, ...]:
-    def block(statements: list[str]) -> str:
-        return "".join(f"    {s};\n" for s in statements)
-
-    function = (
-        "CREATE FUNCTION th_failure_groups() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
-        f"  IF TG_OP <> 'INSERT' THEN\n{block(_removed('OLD'))}  END IF;\n"
-        f"  IF TG_OP <> 'DELETE' THEN\n{block([_add('postgres', 'NEW')])}  END IF;\n"
-        "  RETURN NULL;\nEND\n$$"
-    )
-    run = "FOR EACH ROW {when}EXECUTE FUNCTION th_failure_groups()"
-    return (
-        function,
-        "CREATE TRIGGER tr_failure_groups_insert AFTER INSERT ON failures " + run.format(when=""),
-        f"CREATE TRIGGER tr_failure_groups_update AFTER UPDATE OF {_WATCHED} ON failures "
-        + run.format(when=f"WHEN ({_changed('IS DISTINCT FROM')}) "),
-        "CREATE TRIGGER tr_failure_groups_delete AFTER DELETE ON failures " + run.format(when=""),
-    )
+    added = partial(_added, "postgres")
+    return row_triggers.postgres_triggers("failure_groups", "failures", added, _removed, _WATCHED)
 
 
 BACKFILL = (

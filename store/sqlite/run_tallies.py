@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Literal
 
 from store.models import USAGE_MAX
+from store.sqlite import row_triggers
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -112,47 +113,16 @@ _WATCHED = (
 )  # fmt: skip
 
 
-def _changed(distinct: str) -> str:
-    return "(" + " OR ".join(f"OLD.{c} {distinct} NEW.{c}" for c in _WATCHED) + ")"
+def _added(r: str) -> list[str]:
+    return [_add(r)]
 
 
 def sqlite_triggers() -> tuple[str, ...]:
-    def trigger(name: str, event: str, body: list[str], when: str = "") -> str:
-        statements = "".join(f"{s};\n" for s in body)
-        return f"CREATE TRIGGER {name} AFTER {event} ON executions{when}\nBEGIN\n{statements}END"
-
-    watched = ", ".join(_WATCHED)
-    return (
-        trigger("tr_run_tallies_insert", "INSERT", [_add("NEW")]),
-        trigger(
-            "tr_run_tallies_update", f"UPDATE OF {watched}", [*_remove("OLD"), _add("NEW")],
-            f" WHEN {_changed('IS NOT')}",
-        ),
-        trigger("tr_run_tallies_delete", "DELETE", _remove("OLD")),
-    )  # fmt: skip
+    return row_triggers.sqlite_triggers("run_tallies", "executions", _added, _remove, _WATCHED)
 
 
 def postgres_triggers() -> tuple[str, ...]:
-    """One plpgsql function for the three events; the update trigger skips rows whose tally
-    columns did not change (a finish always changes status)."""
-
-    def block(statements: list[str]) -> str:
-        return "".join(f"    {s};\n" for s in statements)
-
-    function = (
-        "CREATE FUNCTION th_run_tallies() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
-        f"  IF TG_OP <> 'INSERT' THEN\n{block(_remove('OLD'))}  END IF;\n"
-        f"  IF TG_OP <> 'DELETE' THEN\n{block([_add('NEW')])}  END IF;\n"
-        "  RETURN NULL;\nEND\n$$"
-    )
-    run = "FOR EACH ROW {when}EXECUTE FUNCTION th_run_tallies()"
-    return (
-        function,
-        "CREATE TRIGGER tr_run_tallies_insert AFTER INSERT ON executions " + run.format(when=""),
-        f"CREATE TRIGGER tr_run_tallies_update AFTER UPDATE OF {', '.join(_WATCHED)} ON executions "
-        + run.format(when=f"WHEN {_changed('IS DISTINCT FROM')} "),
-        "CREATE TRIGGER tr_run_tallies_delete AFTER DELETE ON executions " + run.format(when=""),
-    )
+    return row_triggers.postgres_triggers("run_tallies", "executions", _added, _remove, _WATCHED)
 
 
 _BACKFILL = (

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -92,3 +93,31 @@ async def write_every_kind(store: Store, check: Callable[[], None]) -> None:
     assert not (await store.import_execution(imported)).duplicate
     assert (await store.import_execution(imported)).duplicate
     check()
+
+
+def unmigrate(conn: sqlite3.Connection, rollup: str, migration: str) -> None:
+    """Take a rollup table and its three triggers out of a SQLite file, with the ledger row of the
+    migration that made them, as a database from before that migration would be."""
+    triggers = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?", (f"tr_{rollup}%",)
+    ).fetchall()
+    assert len(triggers) == 3
+    for (name,) in triggers:
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute(f"DROP TABLE {rollup}")
+    conn.execute("DELETE FROM schema_migrations WHERE name = ?", (migration,))
+
+
+def assert_remigrated(db_path: Path, rollup: str, migration: str, rows_sql: str) -> None:
+    """The migration rebuilds the rollup of an old database as triggers had kept it, and so does
+    store.sqlite.derived.rebuild (the bulk loaders')."""
+    from store.sqlite import derived
+    from store.sqlite.schema import migrate
+
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        before = set(conn.execute(rows_sql))
+        unmigrate(conn, rollup, migration)
+        assert migrate(conn) == [migration]
+        assert set(conn.execute(rows_sql)) == before
+        derived.rebuild(conn)
+        assert set(conn.execute(rows_sql)) == before

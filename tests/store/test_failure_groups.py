@@ -6,21 +6,17 @@ answers what the same call over a window holding everything (grouped from the fa
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from every_write import T0, error, raw, write_every_kind
+from every_write import T0, assert_remigrated, error, raw, write_every_kind
 
 from store import Store
 from store.models import FinishRequest, StartRequest
 from store.records import Retention
 from store.retention import prune
-from store.sqlite import derived
-from store.sqlite.schema import migrate
 
 GROUPS_SQL = "SELECT fingerprint, n, first_us, last_us, fixed FROM failure_groups"
 FAILURES_SQL = "SELECT fingerprint, started_us, fixed_us FROM failures"
@@ -120,18 +116,5 @@ async def test_the_migration_backfills_the_groups_of_an_old_database(db_path: Pa
     async with await Store.open(str(db_path)) as store:
         await write_every_kind(store, lambda: None)
         await retry_until_fixed(store, "fixed-later")
-    with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
-        before = set(conn.execute(GROUPS_SQL))
-        triggers = conn.execute(
-            "SELECT name FROM sqlite_master WHERE name LIKE 'tr_failure_groups%'"
-        ).fetchall()
-        assert len(triggers) == 3
-        for (name,) in triggers:
-            conn.execute(f"DROP TRIGGER {name}")
-        conn.execute("DROP TABLE failure_groups")
-        conn.execute("DELETE FROM schema_migrations WHERE name = '0013_failure_groups'")
-        assert migrate(conn) == ["0013_failure_groups"]
-        assert set(conn.execute(GROUPS_SQL)) == before
-        derived.rebuild(conn)
-        assert set(conn.execute(GROUPS_SQL)) == before
+    assert_remigrated(db_path, "failure_groups", "0013_failure_groups", GROUPS_SQL)
     assert_groups_agree(str(db_path))

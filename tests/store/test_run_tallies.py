@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from every_write import T0, raw, write_every_kind
+from every_write import T0, assert_remigrated, raw, unmigrate, write_every_kind
 
 from store import Store
 from store.models import (
@@ -30,8 +30,6 @@ from store.models import (
 from store.records import Retention
 from store.retention import prune
 from store.sqlite import analysis_queries as aq
-from store.sqlite import derived
-from store.sqlite.schema import migrate
 
 TALLIES_SQL = (
     "SELECT child, task_id, task_type_key, actor_key, status, attempt, runs, measured, input_tokens, "
@@ -211,20 +209,7 @@ async def test_the_migration_backfills_the_tallies_of_an_old_database(db_path: P
     async with await Store.open(str(db_path)) as store:
         await write_every_kind(store, lambda: None)
         await write_what_statistics_count(store, lambda: None)
-    with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
-        before = set(conn.execute(TALLIES_SQL))
-        triggers = conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'tr_run_tallies%'"
-        ).fetchall()
-        assert len(triggers) == 3
-        for (name,) in triggers:
-            conn.execute(f"DROP TRIGGER {name}")
-        conn.execute("DROP TABLE run_tallies")
-        conn.execute("DELETE FROM schema_migrations WHERE name = '0012_run_tallies'")
-        assert migrate(conn) == ["0012_run_tallies"]
-        assert set(conn.execute(TALLIES_SQL)) == before
-        derived.rebuild(conn)
-        assert set(conn.execute(TALLIES_SQL)) == before
+    assert_remigrated(db_path, "run_tallies", "0012_run_tallies", TALLIES_SQL)
     assert_tallies_agree(str(db_path))
 
 
@@ -235,12 +220,7 @@ async def test_the_migration_counts_runs_stored_past_the_usage_cap_as_the_cap(db
         await write_what_statistics_count(store, lambda: None)
     with closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
         conn.execute("UPDATE executions SET input_tokens = ? WHERE task_id = 'tallied'", (2**62,))
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE name LIKE 'tr_run_tallies%'"
-        ).fetchall():
-            conn.execute(f"DROP TRIGGER {name}")
-        conn.execute("DROP TABLE run_tallies")
-        conn.execute("DELETE FROM schema_migrations WHERE name = '0012_run_tallies'")
+        unmigrate(conn, "run_tallies", "0012_run_tallies")
     async with await Store.open(str(db_path)) as store:
         [group] = (await store.stats(task_id="tallied")).groups
         runs = (await store.list_executions(ExecutionFilter(task_id="tallied"), limit=100)).executions
