@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from store.backend import Backend, BackendOptions
 from store.engines import engine_of, open_backend
@@ -159,29 +158,10 @@ async def _copy_table(
     which ties in time are sorted by, so the copy keeps it), task_id for tasks."""
     report, after, read = TableReport(), SPECS[table].first_key, 0
     while rows := await source.scan_rows(table, after, batch):
-        report.merge(await _copy_batch(target, table, [row[1:] for row in rows]))
+        report.merge(await target.copy_rows(table, [row[1:] for row in rows]))
         after, read = rows[-1][0], read + len(rows)
         if progress is not None:
             progress(table, read)
-    return report
-
-
-async def _copy_batch(target: Backend, table: Table, rows: list[tuple[Any, ...]]) -> TableReport:
-    """Copy `rows` in one job; when the target refuses one of them (a NUL character, which SQLite
-    holds and PostgreSQL cannot, in a row written before the store refused it), the job wrote
-    nothing, so the rows go again one at a time and each refused one is reported, not the copy
-    ended: one bad row in a history once stopped the copy of everything after it."""
-    try:
-        return await target.copy_rows(table, rows)
-    except InvalidInput:
-        pass
-    report = TableReport()
-    identity = SPECS[table].columns.index(SPECS[table].identity)
-    for row in rows:
-        try:
-            report.merge(await target.copy_rows(table, [row]))
-        except InvalidInput as refused:
-            report.conflicts.append(f"{table} row {row[identity]} was refused by the target: {refused}")
     return report
 
 

@@ -80,10 +80,24 @@ def copy_job(table: Table, rows: list[Row]) -> Job[TableReport]:
     def run(tx: Tx) -> TableReport:
         report = TableReport()
         for row in rows:
-            copier(tx, dict(zip(SPECS[table].columns, row, strict=True)), report)
+            values = dict(zip(SPECS[table].columns, row, strict=True))
+            if (column := _with_nul(values)) is not None:
+                report.conflicts.append(
+                    f"{table} row {values[SPECS[table].identity]} was not copied: its {column} holds a NUL "
+                    "character (\\x00), which the store no longer takes (PostgreSQL cannot hold it)"
+                )
+                continue
+            copier(tx, values, report)
         return report
 
     return run
+
+
+def _with_nul(row: dict[str, Any]) -> str | None:
+    """The first column of `row` whose text holds NUL: a row written before writes refused it. It
+    is refused on every target alike, as an import of it is (JSON columns hold a NUL escaped, which
+    both engines store, so only a raw character counts)."""
+    return next((c for c, v in row.items() if type(v) is str and "\x00" in v), None)
 
 
 def _insert(tx: Tx, table: Table, row: dict[str, Any]) -> str | None:

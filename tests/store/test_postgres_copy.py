@@ -213,12 +213,15 @@ async def test_a_row_that_collides_with_a_different_one_is_reported_and_the_rest
     assert ours.execution.span_id in {e.span_id for e in kept.executions} and kept.total == 2
 
 
+@pytest.mark.parametrize("target", ["postgres", "sqlite"])
 @pytest.mark.parametrize("batch", [1, 1000])
-async def test_a_row_postgres_cannot_hold_is_reported_and_every_other_row_copied(
-    tmp_path: Path, postgres_url: str, batch: int
+async def test_a_row_holding_nul_is_reported_naming_its_column_and_every_other_row_copied(
+    tmp_path: Path, postgres_url: str, batch: int, target: str
 ) -> None:
-    """A SQLite file written before the store refused NUL may hold one; PostgreSQL cannot. The copy
-    reports that row and copies the rows and tables after it, in its batch or not."""
+    """A SQLite file written before the store refused NUL may hold one; PostgreSQL cannot, and no
+    write or import takes one now. The copy reports that row, naming the column, on either target
+    alike, and copies the rows and tables after it, in its batch or not."""
+    to = postgres_url if target == "postgres" else str(tmp_path / "target.db")
     source = str(tmp_path / "source.db")
     async with await Store.open(source) as store:
         runs = [RecordRequest(task_id=f"t{n}", status="success", started_at=at(n)) for n in range(3)]
@@ -226,12 +229,12 @@ async def test_a_row_postgres_cannot_hold_is_reported_and_every_other_row_copied
         await log(store, "task_created", 5, "t0")
     with sqlite3.connect(source) as conn:
         conn.execute("UPDATE executions SET result = 'a' || char(0) || 'b' WHERE span_id = ?", (spans[1],))
-    report = await copy_history(source, postgres_url, batch=batch)
+    report = await copy_history(source, to, batch=batch)
     assert report.executions.copied == 2 and report.events.copied == 1 and report.tasks.copied == 3
     [refused] = report.conflicts
-    assert spans[1] in refused and "NUL" in refused
-    async with await Store.open(postgres_url) as target:
-        assert {e.span_id for e in (await target.list_executions()).executions} == {spans[0], spans[2]}
+    assert spans[1] in refused and "its result holds a NUL" in refused
+    async with await Store.open(to) as copied:
+        assert {e.span_id for e in (await copied.list_executions()).executions} == {spans[0], spans[2]}
 
 
 async def test_an_event_or_outcome_that_differs_under_the_same_id_is_a_conflict_not_a_skip(
