@@ -387,7 +387,7 @@ def _check_window(since: datetime | None, until: datetime | None) -> None:
 
 
 def _check_no_nul(field: str, value: str | None) -> None:
-    """A looked-up id or value with NUL in it: nothing stored holds one (store.models.Text), and
+    """A looked-up id or value with NUL in it: no write stores one (check_encodable), and
     PostgreSQL refuses it even as a parameter, so both engines refuse it alike."""
     if value is not None and "\x00" in value:
         raise InvalidInput(

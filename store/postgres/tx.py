@@ -59,8 +59,8 @@ def unique_message(exc: psycopg.errors.UniqueViolation) -> str:
 @contextmanager
 def nul_refused() -> Iterator[None]:
     """A NUL character PostgreSQL refused, as the caller's error. The store's own checks refuse NUL
-    in every field it knows (store.models.Text), so this is the last line: a row imported from a
-    SQLite file that still holds one, say."""
+    before it gets here (store.store.check_encodable on writes and imports, store.transfer on copies,
+    the lookups' own check), so this is the last line, for a path none of them foresaw."""
     try:
         yield
     except psycopg.DataError as exc:
