@@ -1,10 +1,11 @@
 """Applies store.sqlite.schema.MIGRATIONS (the one list for both engines) to PostgreSQL, in each
 step's PostgreSQL spelling, with the same `schema_migrations` ledger.
 
-Each step runs in its own transaction together with its ledger row, and under the migration
-advisory lock: when several processes start at once, one applies a step while the others
-wait, then find its row and skip it. (PostgreSQL DDL is transactional, so a failed step
-leaves neither its tables nor its row behind.)"""
+Each step runs in its own transaction together with its ledger row, under the migration
+advisory lock (when several processes start at once, one applies a step while the others
+wait, then find its row and skip it) and the write lock (no write of a running process falls
+between a backfill and the triggers that take over from it). (PostgreSQL DDL is transactional,
+so a failed step leaves neither its tables nor its row behind.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from store.postgres.locks import MIGRATE_LOCK, lock_sql
+from store.postgres.locks import MIGRATE_LOCK, WRITE_LOCK, lock_sql
 from store.sqlite.schema import MIGRATIONS, Migration
 from store.timeutil import now_utc, to_us
 
@@ -40,6 +41,11 @@ def _apply(conn: psycopg.Connection[Any], migration: Migration) -> bool:
         # Another process may have applied it while we waited for the lock.
         if conn.execute("SELECT 1 FROM schema_migrations WHERE name = %s", (migration.name,)).fetchone():
             return False
+        # And the write lock, as every write transaction takes it: a step that backfills a table
+        # before making the triggers that keep it (failure_stacks, run_tallies, failure_groups) would
+        # otherwise count from a snapshot that misses another process's write still in flight, which
+        # no trigger then sees. (Writers never take the migration lock, so the order cannot deadlock.)
+        conn.execute(lock_sql(WRITE_LOCK))
         for statement in migration.statements_for("postgres"):
             conn.execute(statement)
         conn.execute(

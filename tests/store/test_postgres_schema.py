@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from store.admin import migrate
 from store.engines import engine_of
 from store.models import FinishRequest, StartRequest
 from store.postgres import schema as pg_schema
+from store.postgres.locks import WRITE_LOCK, lock_sql
 from store.sqlite.schema import MIGRATIONS, Migration
 
 NAMES = [m.name for m in MIGRATIONS]
@@ -111,6 +114,63 @@ def test_a_postgres_migration_that_fails_midway_rolls_back_with_its_ledger_row(
     assert pg.execute("SELECT to_regclass('notes')").fetchone() == (None,)
     fixed = Migration(BAD_STEP.name, BAD_STEP.statements[:2])
     assert pg_schema.migrate(pg, (*MIGRATIONS[:2], fixed, *MIGRATIONS[2:])) == [fixed.name, *NAMES[2:]]
+
+
+@pytest.mark.postgres
+def test_a_migration_waits_for_a_write_in_flight_so_its_backfill_misses_nothing(
+    pg: psycopg.Connection[Any], postgres_url: str
+) -> None:
+    """A step that backfills a rollup, then makes the triggers that keep it, counted from a snapshot
+    that missed a running process's uncommitted write; nothing corrected it afterwards. The step now
+    waits for that write's transaction (the write lock) before it reads anything."""
+    last = MIGRATIONS[-1]  # 0013_failure_groups: backfill, then triggers
+    pg_schema.migrate(pg, MIGRATIONS[:-1])
+    with psycopg.connect(postgres_url) as writer:  # another process, mid-transaction
+        writer.execute(lock_sql(WRITE_LOCK))
+        writer.execute(
+            "INSERT INTO failures (exec_seq, fingerprint, error_type, message, task_id, actor, trace_id, "
+            "started_us) VALUES (%s, 'f', 'E', 'm', 't', NULL, 'x', 1)",
+            (_an_execution(writer),),
+        )
+        migrating = threading.Thread(target=lambda: _migrate_on_own_connection(postgres_url))
+        migrating.start()
+        _wait_for(lambda: _waits_on_an_advisory_lock(pg), "the migration to wait for the write lock")
+        assert pg_ledger(pg) == NAMES[:-1]
+        writer.commit()
+    migrating.join(timeout=30)
+    assert not migrating.is_alive() and pg_ledger(pg) == NAMES
+    assert pg.execute("SELECT fingerprint, n FROM failure_groups").fetchall() == [("f", 1)], last.name
+
+
+def _an_execution(conn: psycopg.Connection[Any]) -> int:
+    span = str(uuid.uuid4())
+    row = conn.execute(
+        "INSERT INTO executions (execution_id, span_id, trace_id, task_id, task_slug, trigger, attempt, "
+        "status, started_us, scrubbed, backfilled, session_id, created_us, detail) VALUES "
+        "(%s, %s, %s, 't', 't', 'manual', 1, 'running', 1, 0, 0, 's', 1, '{}') RETURNING seq",
+        (f"x-{span}", span, str(uuid.uuid4())),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _migrate_on_own_connection(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        pg_schema.migrate(conn)
+
+
+def _waits_on_an_advisory_lock(conn: psycopg.Connection[Any]) -> bool:
+    found = conn.execute(
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)  # polling a condition, not waiting for time to pass
 
 
 @pytest.mark.postgres
