@@ -95,13 +95,13 @@ class Shape:
         self.clipped.add(where)
         return f"{value[:cap]}{CLIP_MARK}{len(value) - cap} chars]"
 
-    def data(self, value: dict[str, Any], where: str, whole: str) -> dict[str, Any]:
+    def data(self, value: dict[str, Any], where: str, whole: Callable[[], str]) -> dict[str, Any]:
         """Event data whose JSON is over the cap becomes `{"clipped": <its JSON cut>, "chars": n,
-        "whole": <the resource with all of it>}`."""
+        "whole": <the resource with all of it>}` (`whole` makes its URI, only for clipped data)."""
         encoded = compact_json(value)
         if len(encoded) <= self.cap("data"):
             return value
-        return {"clipped": self.text(encoded, "data", where), "chars": len(encoded), "whole": whole}
+        return {"clipped": self.text(encoded, "data", where), "chars": len(encoded), "whole": whole()}
 
 
 STANDARD = Shape()

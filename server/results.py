@@ -273,7 +273,7 @@ class EventSummary(Part):
         fields = event.model_dump(include=set(cls.model_fields))
         if shape.detail != "summary":
             fields["data"] = shape.data(
-                event.data, f"{where}.data", resource_uri(EVENT_URI, event_id=event.event_id)
+                event.data, f"{where}.data", lambda: resource_uri(EVENT_URI, event_id=event.event_id)
             )
         return cls(**fields)
 

@@ -341,7 +341,7 @@ class StepRow(Part):
         data = None
         if step.data and shape.detail == "full":
             data = shape.data(
-                step.data, "steps[].data", resource_uri(EVENT_URI, event_id=step.event_id or "")
+                step.data, "steps[].data", lambda: resource_uri(EVENT_URI, event_id=step.event_id or "")
             )
         row = cls(
             **fields,

@@ -57,10 +57,10 @@ def test_clipping_marks_the_text_and_names_the_field() -> None:
 
 def test_event_data_over_its_cap_becomes_a_clipped_json_text() -> None:
     shape = Shape("standard")
-    data = shape.data({"blob": "z" * 2000}, "events[].data", "task-history://event/e-1")
+    data = shape.data({"blob": "z" * 2000}, "events[].data", lambda: "task-history://event/e-1")
     assert data["chars"] > 2000 and CLIP_MARK in data["clipped"] and shape.clipped == {"events[].data"}
     assert data["whole"] == "task-history://event/e-1"  # where all of it is
-    assert shape.data({"small": 1}, "events[].data", "task-history://event/e-2") == {"small": 1}
+    assert shape.data({"small": 1}, "events[].data", lambda: "task-history://event/e-2") == {"small": 1}
 
 
 def test_exclusion_builds_pydantics_nested_exclude() -> None:
