@@ -39,7 +39,7 @@ CREATE TABLE run_tallies (
     input_tokens    {int} NOT NULL,
     output_tokens   {int} NOT NULL,
     cost            {real} NOT NULL,
-    PRIMARY KEY (child, task_id, task_type_key, actor_key, status, attempt)
+    PRIMARY KEY ({key})
 )"""
 
 
@@ -87,12 +87,13 @@ _AMOUNTS = ("runs", "measured", "input_tokens", "output_tokens", "cost")
 _COLUMNS = f"{KEY}, {', '.join(_AMOUNTS)}"
 
 
-def _add(r: str) -> str:
+def _add(r: str) -> list[str]:
+    """Put `r` into its tally (made when it is the first run of its key)."""
     values = ", ".join([*_key_of(r), *_amounts_of(r)])
     summed = ", ".join(f"{a} = run_tallies.{a} + excluded.{a}" for a in _AMOUNTS)
-    return (
+    return [
         f"INSERT INTO run_tallies ({_COLUMNS}) VALUES ({values}) ON CONFLICT ({KEY}) DO UPDATE SET {summed}"
-    )
+    ]
 
 
 def _remove(r: str) -> list[str]:
@@ -113,16 +114,12 @@ _WATCHED = (
 )  # fmt: skip
 
 
-def _added(r: str) -> list[str]:
-    return [_add(r)]
-
-
 def sqlite_triggers() -> tuple[str, ...]:
-    return row_triggers.sqlite_triggers("run_tallies", "executions", _added, _remove, _WATCHED)
+    return row_triggers.sqlite_triggers("run_tallies", "executions", _add, _remove, _WATCHED)
 
 
 def postgres_triggers() -> tuple[str, ...]:
-    return row_triggers.postgres_triggers("run_tallies", "executions", _added, _remove, _WATCHED)
+    return row_triggers.postgres_triggers("run_tallies", "executions", _add, _remove, _WATCHED)
 
 
 _BACKFILL = (
@@ -137,7 +134,7 @@ def statements(dialect: Dialect) -> tuple[str, ...]:
     one transaction, so no write falls between the backfill and the triggers."""
     sqlite = dialect == "sqlite"
     table = _TABLE.format(
-        int="INTEGER" if sqlite else "BIGINT", real="REAL" if sqlite else "DOUBLE PRECISION"
+        int="INTEGER" if sqlite else "BIGINT", real="REAL" if sqlite else "DOUBLE PRECISION", key=KEY
     )
     return (table, _BACKFILL, *(sqlite_triggers() if sqlite else postgres_triggers()))
 
